@@ -1,0 +1,359 @@
+/*
+ * cairn.h - the embedded cairn engine.
+ *
+ * cairn keeps short-lived, precious state (sessions, tokens, codes,
+ * counters) in memory, and makes every acknowledged write durable through a
+ * write-ahead log before it is acknowledged.
+ *
+ * Conventions that hold for every call below:
+ *  - A function that can fail returns int: 0 on success, or one of the
+ *    negative CAIRN_E* codes listed in CAIRN_ERRORS.  Out-parameters are
+ *    left untouched when a call fails.
+ *  - Every call is thread-safe: any number of threads may use one handle at
+ *    once, except that cairn_close() must not race with any other call on
+ *    the same handle.
+ *  - Keys and values are byte strings.  Keys are at most CAIRN_KEY_MAX bytes
+ *    and non-empty; values at most CAIRN_VALUE_MAX bytes.  Namespace names
+ *    are NUL-terminated, 1 to CAIRN_NS_MAX bytes, and NULL means the
+ *    default namespace "default".
+ *  - Timestamps are absolute wall-clock milliseconds since the Unix epoch.
+ */
+#ifndef CAIRN_H
+#define CAIRN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define CAIRN_EXPORT __attribute__((visibility("default")))
+#else
+#define CAIRN_EXPORT
+#endif
+
+#define CAIRN_VERSION_MAJOR 0
+#define CAIRN_VERSION_MINOR 1
+#define CAIRN_VERSION_PATCH 0
+#define CAIRN_VERSION_STRING "0.1.0"
+
+/* Largest key, value and namespace name; the same numbers as src/limits.h. */
+#define CAIRN_KEY_MAX   (64u * 1024u)
+#define CAIRN_VALUE_MAX (64u * 1024u * 1024u)
+#define CAIRN_NS_MAX    64u
+
+/* ------------------------------------------------------------------------
+ * Return codes
+ * --------------------------------------------------------------------- */
+
+/* X(name, value, message).  Codes are negative, and stay clear of the
+ * range of negated errno values (-1 .. -4095) that some internal calls
+ * return before they are mapped. */
+#define CAIRN_ERRORS(X)                                                       \
+  X(CAIRN_ENOTFOUND, -30001, "key not found")                                 \
+  X(CAIRN_EEXISTS,   -30002, "key already exists")                            \
+  X(CAIRN_EVERSION,  -30003, "version does not match")                        \
+  X(CAIRN_EINVAL,    -30004, "invalid argument")                              \
+  X(CAIRN_ENOMEM,    -30005, "out of memory")                                 \
+  X(CAIRN_EFULL,     -30006, "disk full")                                     \
+  X(CAIRN_EIO,       -30007, "I/O error; the database is read-only")          \
+  X(CAIRN_ECORRUPT,  -30008, "data on disk is corrupt")                       \
+  X(CAIRN_EREADONLY, -30009, "database is read-only")                         \
+  X(CAIRN_ENOTNUM,   -30010, "value is not an integer or out of range")       \
+  X(CAIRN_EOVERFLOW, -30011, "increment or decrement would overflow")         \
+  X(CAIRN_EBUSY,     -30012, "data directory is locked by another process")   \
+  X(CAIRN_EVERFMT,   -30013, "data directory has an unsupported format version") \
+  X(CAIRN_ECLOSING,  -30014, "database is closing")
+
+enum cairn_error {
+#define CAIRN_X_ENUM(name, value, msg) name = (value),
+  CAIRN_ERRORS(CAIRN_X_ENUM)
+#undef CAIRN_X_ENUM
+};
+
+/* cairn_strerror - a static, human-readable message for any return code:
+ * a CAIRN_E* code, a negated errno, or 0.  Never returns NULL. */
+CAIRN_EXPORT const char *cairn_strerror(int err);
+
+/* ------------------------------------------------------------------------
+ * Options
+ * --------------------------------------------------------------------- */
+
+/* When a write is acknowledged. */
+typedef enum cairn_durability {
+  CAIRN_DURABILITY_DEFAULT = 0, /* inherit: write -> namespace -> database */
+  CAIRN_DURABILITY_FSYNC = 1,   /* after fdatasync of the log */
+  CAIRN_DURABILITY_INTERVAL = 2,/* after the log write; fdatasync every
+                                   interval_ms at most */
+  CAIRN_DURABILITY_MEMORY = 3   /* never logged: lost on restart, by design */
+} cairn_durability;
+
+/* Open flags. */
+#define CAIRN_OPEN_SALVAGE  0x1u /* open past mid-log corruption, keeping
+                                    what precedes the first bad frame */
+#define CAIRN_OPEN_NO_URING 0x2u /* use pwritev + fdatasync, not io_uring */
+#define CAIRN_OPEN_NO_EXPIRY 0x4u /* no background reclamation (followers,
+                                    tools); expired entries stay hidden */
+
+/* Log levels passed to cairn_options.log_fn. */
+enum { CAIRN_LOG_ERROR = 0, CAIRN_LOG_WARN = 1, CAIRN_LOG_INFO = 2,
+       CAIRN_LOG_DEBUG = 3 };
+
+typedef void (*cairn_log_fn)(void *arg, int level, const char *msg);
+
+typedef struct cairn_options {
+  cairn_durability durability; /* database default; FSYNC */
+  uint32_t interval_ms;        /* INTERVAL's sync period; 1000 */
+  uint64_t segment_bytes;      /* log segment size; 64 MiB, at least 1 MiB */
+  uint64_t max_memory;         /* memory budget in bytes; 0 = unbounded */
+  uint32_t group_max_bytes;    /* cap on the records in one flush; 4 MiB */
+  uint32_t expire_tick_ms;     /* background expiry period; 100 */
+  uint32_t expire_scan_max;    /* entries examined per tick; 20000 */
+  unsigned flags;              /* CAIRN_OPEN_* */
+  cairn_log_fn log_fn;         /* NULL: lines go to stderr */
+  void *log_arg;
+  int log_level;               /* lines above this level are dropped; INFO */
+} cairn_options;
+
+/* cairn_options_init - fill *opt with the defaults above. */
+CAIRN_EXPORT void cairn_options_init(cairn_options *opt);
+
+/* ------------------------------------------------------------------------
+ * Opening and closing
+ * --------------------------------------------------------------------- */
+
+typedef struct cairn cairn;
+
+/* cairn_open - open or create the database in directory dir.
+ *
+ * The directory is created if missing.  The log is replayed before the call
+ * returns; a torn or zeroed tail is truncated and logged.  opt may be NULL
+ * for the defaults.  On success *out owns the handle until cairn_close().
+ *
+ * Errors: CAIRN_EINVAL (bad options), CAIRN_EBUSY (another process has the
+ * directory open), CAIRN_ECORRUPT (a bad frame followed by valid ones, or
+ * a bad meta file; the message names the file and offset), CAIRN_EVERFMT,
+ * CAIRN_ENOMEM, CAIRN_EFULL, CAIRN_EIO, or a negated errno from the
+ * file system. */
+CAIRN_EXPORT int cairn_open(const char *dir, const cairn_options *opt,
+                            cairn **out);
+
+/* cairn_close - flush and sync the log, stop the background threads and
+ * free the handle.  Pending asynchronous completions are delivered first.
+ * NULL is fine. */
+CAIRN_EXPORT void cairn_close(cairn *db);
+
+/* ------------------------------------------------------------------------
+ * Namespaces
+ * --------------------------------------------------------------------- */
+
+typedef struct cairn_ns_options {
+  cairn_durability durability; /* DEFAULT: the database's */
+  uint64_t ttl_ms;             /* default lifespan of new entries; 0: none */
+  uint64_t max_idle_ms;        /* default max-idle of new entries; 0: none */
+} cairn_ns_options;
+
+/* cairn_ns_define - set the defaults of namespace ns, creating it if needed.
+ * Defaults apply to later writes; they are configuration, not data, so they
+ * are not logged and must be given again after every open.
+ * Errors: CAIRN_EINVAL. */
+CAIRN_EXPORT int cairn_ns_define(cairn *db, const char *ns,
+                                 const cairn_ns_options *o);
+
+/* ------------------------------------------------------------------------
+ * Writes
+ * --------------------------------------------------------------------- */
+
+/* Conditions on a write (cairn_write.cond). */
+#define CAIRN_IF_ABSENT  0x1u /* fail with CAIRN_EEXISTS if the key is live */
+#define CAIRN_IF_PRESENT 0x2u /* fail with CAIRN_ENOTFOUND if it is not */
+#define CAIRN_IF_VERSION 0x4u /* fail with CAIRN_EVERSION unless the live
+                                 entry has version w->version (a missing
+                                 key has version 0) */
+/* Expiry flags (cairn_write.flags). */
+#define CAIRN_W_TTL      0x1u /* ttl_ms is set, even if 0 (0: no lifespan) */
+#define CAIRN_W_MAX_IDLE 0x2u /* max_idle_ms is set, even if 0 */
+#define CAIRN_W_KEEP_TTL 0x4u /* put keeps the existing entry's expiry */
+
+/* Told when an asynchronous write is durable in its mode, or has failed.
+ * rc is 0 or CAIRN_EIO / CAIRN_EFULL / CAIRN_ECLOSING; lsn is the write's
+ * version.  Runs on the log thread: it must be short, must not block, and
+ * must not call any cairn function that waits for the log (put, del, ...
+ * without a callback, cairn_sync, cairn_close). */
+typedef void (*cairn_done_fn)(void *arg, int rc, uint64_t lsn);
+
+/* Options of one write.  NULL means all defaults.  Zero-initialise, then
+ * set what you need. */
+typedef struct cairn_write {
+  uint64_t ttl_ms;      /* lifespan from now, with CAIRN_W_TTL or if > 0 */
+  uint64_t max_idle_ms; /* sliding expiry, with CAIRN_W_MAX_IDLE or if > 0 */
+  unsigned flags;       /* CAIRN_W_* */
+  unsigned cond;        /* CAIRN_IF_* */
+  uint64_t version;     /* expected version for CAIRN_IF_VERSION */
+  cairn_durability durability; /* DEFAULT: the namespace's */
+  cairn_done_fn done;   /* if set, the call does not wait for the log */
+  void *done_arg;
+} cairn_write;
+
+/* Asynchronous writes.  When w->done is set, a write call returns once the
+ * write is applied in memory and queued for the log, and done(arg, rc, lsn)
+ * is called exactly once, later, from the log thread, when the write is
+ * durable in its mode (for MEMORY durability, before the call returns).
+ * If the call itself returns an error, done is never called. */
+
+/* cairn_put - store val under key.
+ *
+ * The entry's lifespan and max-idle come from w (see CAIRN_W_*), else from
+ * the namespace's defaults; an entry dies at min(created + lifespan, last
+ * access + max-idle).  On success the entry's version is the write's LSN.
+ * Errors: CAIRN_EINVAL, CAIRN_EEXISTS / CAIRN_ENOTFOUND / CAIRN_EVERSION
+ * (conditions), CAIRN_ENOMEM, CAIRN_EFULL, CAIRN_EIO, CAIRN_EREADONLY,
+ * CAIRN_ECLOSING. */
+CAIRN_EXPORT int cairn_put(cairn *db, const char *ns, const void *key,
+                           size_t klen, const void *val, size_t vlen,
+                           const cairn_write *w);
+
+/* cairn_del - delete key.  Errors: CAIRN_ENOTFOUND if there is no live
+ * entry, and those of cairn_put. */
+CAIRN_EXPORT int cairn_del(cairn *db, const char *ns, const void *key,
+                           size_t klen, const cairn_write *w);
+
+/* ------------------------------------------------------------------------
+ * Reads
+ * --------------------------------------------------------------------- */
+
+/* A value handed out by cairn_get or cairn_take.  data is malloc'd and
+ * owned by the caller until cairn_value_free(); it is followed by a NUL
+ * byte not counted in len, so a text value can be used as a C string. */
+typedef struct cairn_value {
+  void *data;
+  size_t len;
+  uint64_t version;      /* LSN of the entry's last write */
+  int64_t expire_at_ms;  /* when it dies as of now (the earlier of its
+                            lifespan and last access + max-idle), 0: never */
+  uint64_t max_idle_ms;  /* max-idle set on it, 0 if none */
+} cairn_value;
+
+/* cairn_value_free - release v->data and zero *v.  NULL is fine. */
+CAIRN_EXPORT void cairn_value_free(cairn_value *v);
+
+/* cairn_get - copy the live entry at key into *out.  A read refreshes the
+ * entry's last access (max-idle).  Never waits for a log flush.
+ * Errors: CAIRN_ENOTFOUND (absent or expired), CAIRN_EINVAL, CAIRN_ENOMEM. */
+CAIRN_EXPORT int cairn_get(cairn *db, const char *ns, const void *key,
+                           size_t klen, cairn_value *out);
+
+/* cairn_take - atomic get-and-delete, for single-use codes: of any number
+ * of concurrent takes of one key, exactly one succeeds.  out may be NULL.
+ * Errors: those of cairn_del. */
+CAIRN_EXPORT int cairn_take(cairn *db, const char *ns, const void *key,
+                            size_t klen, cairn_value *out,
+                            const cairn_write *w);
+
+/* cairn_incr - add delta to the signed 64-bit decimal integer stored at key
+ * and return the result in *result (may be NULL).  A missing key counts
+ * as 0 and is created with w's lifespan; an existing key keeps its expiry.
+ * Errors: CAIRN_ENOTNUM (not a decimal integer), CAIRN_EOVERFLOW, and
+ * those of cairn_put. */
+CAIRN_EXPORT int cairn_incr(cairn *db, const char *ns, const void *key,
+                            size_t klen, int64_t delta, int64_t *result,
+                            const cairn_write *w);
+
+/* cairn_expire - set or clear the lifespan and max-idle of a live entry
+ * without touching its value: the lifespan is w->ttl_ms from now when
+ * CAIRN_W_TTL is set (0 clears it), likewise max-idle with
+ * CAIRN_W_MAX_IDLE.  Errors: CAIRN_ENOTFOUND, and those of cairn_put. */
+CAIRN_EXPORT int cairn_expire(cairn *db, const char *ns, const void *key,
+                              size_t klen, const cairn_write *w);
+
+/* ------------------------------------------------------------------------
+ * Batches: atomic multi-key writes, one log record, all or nothing.
+ * --------------------------------------------------------------------- */
+
+typedef struct cairn_batch cairn_batch;
+
+/* cairn_batch_new - start an empty batch.  Errors: CAIRN_ENOMEM. */
+CAIRN_EXPORT int cairn_batch_new(cairn *db, cairn_batch **out);
+
+/* cairn_batch_put / cairn_batch_del - add an operation.  The data is
+ * copied.  w's conditions are checked at commit, against the state before
+ * the batch; w's done and durability are ignored here.
+ * Errors: CAIRN_EINVAL, CAIRN_ENOMEM (the batch is unchanged). */
+CAIRN_EXPORT int cairn_batch_put(cairn_batch *b, const char *ns,
+                                 const void *key, size_t klen,
+                                 const void *val, size_t vlen,
+                                 const cairn_write *w);
+CAIRN_EXPORT int cairn_batch_del(cairn_batch *b, const char *ns,
+                                 const void *key, size_t klen,
+                                 const cairn_write *w);
+
+/* cairn_batch_commit - apply every operation, or none: if any condition
+ * fails, nothing is written and its error is returned.  A delete of a
+ * missing key is not an error inside a batch.  w gives the durability
+ * and the callback (its conditions are ignored).  The batch stays owned by
+ * the caller and may be committed again or freed.
+ * Errors: those of cairn_put. */
+CAIRN_EXPORT int cairn_batch_commit(cairn_batch *b, const cairn_write *w);
+
+/* cairn_batch_free - release the batch.  NULL is fine. */
+CAIRN_EXPORT void cairn_batch_free(cairn_batch *b);
+
+/* ------------------------------------------------------------------------
+ * Scans
+ * --------------------------------------------------------------------- */
+
+/* Called once per live entry.  key and val are valid only during the call.
+ * Return 0 to go on, non-zero to stop the scan after this entry. */
+typedef int (*cairn_scan_fn)(void *arg, const void *key, size_t klen,
+                             const void *val, size_t vlen, uint64_t version,
+                             int64_t expire_at_ms);
+
+/* cairn_scan - visit up to count live entries of namespace ns whose keys
+ * start with prefix (plen 0: all), resuming at *cursor (0 to start).
+ * On return *cursor is where to resume, and 0 once the scan is complete.
+ * Every key live for the whole scan is visited exactly once; keys written
+ * or deleted meanwhile may or may not be.  The callback runs under an
+ * internal lock: it must not call back into the database.
+ * Errors: CAIRN_EINVAL. */
+CAIRN_EXPORT int cairn_scan(cairn *db, const char *ns, const void *prefix,
+                            size_t plen, uint64_t *cursor, size_t count,
+                            cairn_scan_fn fn, void *arg);
+
+/* ------------------------------------------------------------------------
+ * Durability and statistics
+ * --------------------------------------------------------------------- */
+
+/* cairn_sync - make every write accepted so far durable (fdatasync), then
+ * return.  Errors: CAIRN_EIO, CAIRN_ECLOSING. */
+CAIRN_EXPORT int cairn_sync(cairn *db);
+
+/* The statistics type is `struct cairn_stats`: C does not allow a typedef
+ * and a function to share the name cairn_stats. */
+struct cairn_stats {
+  uint64_t entries;          /* live and not yet reclaimed entries */
+  uint64_t memory_bytes;     /* bytes held by entries and the table */
+  uint64_t last_lsn;         /* highest LSN handed out */
+  uint64_t written_lsn;      /* highest LSN written to the log */
+  uint64_t durable_lsn;      /* highest LSN fdatasynced */
+  uint64_t epoch;            /* epoch stamped on new log frames */
+  uint64_t puts, dels, gets, get_hits;
+  uint64_t expired;          /* entries reclaimed by expiry */
+  uint64_t log_frames;       /* frames written since open */
+  uint64_t log_syncs;        /* fdatasyncs since open */
+  uint64_t log_bytes;        /* log bytes written since open */
+  uint64_t log_segments;     /* segment files in the log directory */
+  uint64_t recovered_records;/* records replayed by cairn_open */
+  uint64_t truncated_bytes;  /* torn tail cut by cairn_open */
+  int uring;                 /* 1 if the log uses io_uring */
+  int readonly;              /* 1 after a fatal log error */
+};
+
+/* cairn_stats - fill *out.  Errors: CAIRN_EINVAL. */
+CAIRN_EXPORT int cairn_stats(cairn *db, struct cairn_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* CAIRN_H */

@@ -1,0 +1,107 @@
+/*
+ * table.h - the in-memory table of one namespace.
+ *
+ * A table is TABLE_SHARDS shards, each with its own lock and its own open
+ * addressing array of entry pointers.  A key's 64-bit hash picks the shard
+ * (low bits) and orders the key inside it (high 32 bits, "h32"): each
+ * shard keeps its entries sorted by h32 (Robin Hood linear probing whose
+ * home slot is h32 * capacity >> 32), so a scan can resume from a cursor
+ * of (shard, h32) across inserts, deletes and resizes, and visit each key
+ * that stays live exactly once.
+ *
+ * Locking is the caller's: every call below that takes a shard index must
+ * be made with that shard locked (read lock for finds and scans, write lock
+ * for changes), except table_new/table_free and the stats.
+ */
+#ifndef CAIRN_TABLE_H
+#define CAIRN_TABLE_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "limits.h"
+
+/* An entry: one allocation holding a 20-byte header, the optional expiry
+ * fields that its flags announce, then the key and the value.  The header
+ * is packed so that a 16-byte key with a 100-byte value costs one 144-byte
+ * malloc chunk. */
+#define ENTRY_F_EXPIRE 0x1u /* an int64 expire_at_ms follows the header */
+#define ENTRY_F_IDLE   0x2u /* uint64 max_idle_ms and an atomic uint64
+                               last_access_ms follow (after expire_at) */
+#define ENTRY_F_MEMORY 0x4u /* written with MEMORY durability: not logged */
+
+struct entry {
+  uint32_t ver_lo, ver_hi; /* version: the LSN of the last write */
+  uint32_t h32;            /* ordering hash (high half of the key hash) */
+  uint32_t vlen;
+  uint32_t klen_flags;     /* klen in the low 17 bits, ENTRY_F_* above */
+};
+_Static_assert(sizeof(struct entry) == 20, "entry header is 20 bytes");
+
+/* Build an entry.  expire_at_ms 0: none; max_idle_ms 0: none (then
+ * last_access_ms is ignored).  Returns NULL when out of memory. */
+struct entry *entry_new(const void *key, size_t klen, const void *val,
+                        size_t vlen, uint64_t hash, uint64_t version,
+                        int64_t expire_at_ms, uint64_t max_idle_ms,
+                        int64_t last_access_ms, unsigned flags);
+void entry_free(struct entry *e);
+
+uint64_t entry_version(const struct entry *e);
+const void *entry_key(const struct entry *e);
+size_t entry_klen(const struct entry *e);
+const void *entry_val(const struct entry *e);
+size_t entry_vlen(const struct entry *e);
+unsigned entry_flags(const struct entry *e);
+int64_t entry_expire_at(const struct entry *e);   /* lifespan end, 0 none */
+uint64_t entry_max_idle(const struct entry *e);   /* 0 none */
+int64_t entry_last_access(const struct entry *e);
+/* Safe under a read lock: a relaxed atomic store. */
+void entry_touch(struct entry *e, int64_t now_ms);
+/* When the entry dies: min(expire_at, last_access + max_idle); 0 never. */
+int64_t entry_deadline(const struct entry *e);
+/* Bytes the entry holds, allocator overhead estimated. */
+size_t entry_bytes(const struct entry *e);
+
+struct table;
+
+/* Errors: CAIRN_ENOMEM. */
+int table_new(struct table **out);
+void table_free(struct table *t); /* frees every entry; NULL is fine */
+
+/* The hash of a key, used for every call below. */
+uint64_t table_hash(const void *key, size_t klen);
+unsigned table_shard(uint64_t hash);
+
+void table_rdlock(struct table *t, unsigned shard);
+void table_wrlock(struct table *t, unsigned shard);
+void table_unlock(struct table *t, unsigned shard);
+
+/* The entry with this key, or NULL. */
+struct entry *table_find(struct table *t, uint64_t hash, const void *key,
+                         size_t klen);
+
+/* Insert e, replacing and freeing an entry with the same key.
+ * Errors: CAIRN_ENOMEM (when the shard must grow and cannot; e is then
+ * not inserted and still owned by the caller). */
+int table_put(struct table *t, uint64_t hash, struct entry *e);
+
+/* Remove the entry with this key and return it (the caller frees it), or
+ * NULL if there is none. */
+struct entry *table_remove(struct table *t, uint64_t hash, const void *key,
+                           size_t klen);
+
+/* Walk shard `shard` in h32 order from h32 >= *from, calling fn for each
+ * entry until fn returns non-zero or `max` entries were visited; entries
+ * sharing one h32 are never split across calls.  On return *from is the
+ * h32 to resume at, and the call returns 1 if the shard has more, else 0.
+ * fn may not change the table. */
+typedef int (*table_visit_fn)(void *arg, struct entry *e);
+int table_walk(struct table *t, unsigned shard, uint64_t *from, size_t max,
+               table_visit_fn fn, void *arg);
+
+/* Entries and bytes (entries, table arrays, allocator overhead). */
+uint64_t table_count(struct table *t);
+uint64_t table_bytes(struct table *t);
+
+#endif /* CAIRN_TABLE_H */
