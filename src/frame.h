@@ -20,6 +20,11 @@
  * A frame is valid when the magic, version and flags are known, the lengths
  * are within the limits, last_lsn + 1 >= first_lsn, the checksum matches,
  * and the payload decodes to exactly last_lsn - first_lsn + 1 records.
+ * In detail: raw_len <= FRAME_RAW_MAX; without FRAME_F_LZ4 stored_len ==
+ * raw_len, with it stored_len <= compress_bound(raw_len); FRAME_F_END
+ * frames have no records, raw_len 0 and no FRAME_F_LZ4; the padding is
+ * zero; every record (and every sub-record of a batch) is valid per
+ * record.h, and they fill the payload exactly.
  * Four zero bytes where a magic is expected mark the end of written data.
  */
 #ifndef CAIRN_FRAME_H
@@ -29,6 +34,7 @@
 #include <stdint.h>
 
 #include "limits.h"
+#include "record.h"
 
 #define FRAME_MAGIC   0x464e5243u /* "CRNF" read as little-endian bytes */
 #define FRAME_VERSION 1u
@@ -36,6 +42,14 @@
 #define FRAME_F_LZ4   0x1u
 #define FRAME_F_END   0x2u
 #define FRAME_F_KNOWN (FRAME_F_LZ4 | FRAME_F_END)
+
+/* Largest raw payload of a frame: a full group can be overshot by the one
+ * record that did not fit (a single record larger than the group cap goes
+ * alone into its own frame). */
+#define FRAME_RAW_MAX ((uint64_t)GROUP_BYTES_MAX + REC_BYTES_MAX)
+
+/* 0x7E000000 is LZ4_MAX_INPUT_SIZE; the bound keeps stored_len in a u32. */
+_Static_assert(FRAME_RAW_MAX <= 0x7E000000u, "a frame's payload fits LZ4");
 
 struct frame_hdr {
   uint32_t magic;
@@ -51,7 +65,10 @@ size_t frame_bound(size_t raw_len);
 
 /* Encode the records in raw[0..raw_len) (already in record layout) as one
  * frame at dst, which has room for frame_bound(raw_len) bytes.  Compresses
- * when that saves space.  Returns the frame's length, padding included. */
+ * when that saves space.  Returns the frame's length, padding included.
+ * flags is 0 or FRAME_F_END (then raw_len is 0 and last_lsn is
+ * first_lsn - 1); FRAME_F_LZ4 is decided here.  raw_len <= FRAME_RAW_MAX.
+ * raw and dst must not overlap. */
 size_t frame_encode(void *dst, uint64_t epoch, uint64_t first_lsn,
                     uint64_t last_lsn, unsigned flags, const void *raw,
                     size_t raw_len);
@@ -71,5 +88,11 @@ size_t frame_len(const struct frame_hdr *h);
  * reason in *why. */
 int frame_payload(const void *buf, const struct frame_hdr *h, void *scratch,
                   const void **raw, const char **why);
+
+/* Check that raw[0..raw_len) holds exactly n valid records, and that every
+ * REC_BATCH among them holds exactly klen valid non-batch sub-records
+ * filling its value.  frame_payload() does this already; it is here for
+ * payloads that arrive some other way.  Returns 0 or CAIRN_ECORRUPT. */
+int frame_records(const void *raw, size_t raw_len, uint64_t n);
 
 #endif /* CAIRN_FRAME_H */

@@ -15,20 +15,38 @@
  *    16     8  ts_ms         wall-clock time of the write
  *    24     8  expire_at_ms  absolute lifespan end, 0: none
  *    32     8  max_idle_ms   sliding expiry, 0: none
- *    40        ns, key, value, ext  (ns_len + klen + vlen + ext_len bytes)
+ *    40        ns, key, value, ext  (ns_len + klen + vlen + ext_len bytes;
+ *              for REC_BATCH ns_len + vlen + ext_len: it has no key bytes)
  *
  * A REC_BATCH record carries, as its value, klen sub-records in this same
  * layout, none of which may be a REC_BATCH.  A frame of n records covers
  * LSNs first_lsn .. first_lsn + n - 1 in order; a batch takes one LSN.
  *
- * A record is valid when its op is known, its lengths are within the
- * limits of limits.h and add up to no more than the bytes that remain.
+ * A record is valid when its op is known, flags are 0, type is known,
+ * ns_len is 1..NS_NAME_MAX, klen is 1..KEY_MAX (for REC_BATCH:
+ * 1..BATCH_OPS_MAX), vlen <= VALUE_MAX (REC_BATCH: BATCH_BYTES_MAX),
+ * ext_len <= REC_EXT_MAX, and the lengths add up to no more than the bytes
+ * that remain.
  */
 #ifndef CAIRN_RECORD_H
 #define CAIRN_RECORD_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "limits.h"
+
+/* Bytes of the reserved extension of one record. */
+#define REC_EXT_MAX KEY_MAX
+
+/* Largest encoded record: a maximal entry or a maximal batch. */
+#define REC_BYTES_MAX                                                     \
+  ((uint64_t)RECORD_HDR_BYTES + NS_NAME_MAX + REC_EXT_MAX +               \
+   ((uint64_t)KEY_MAX + VALUE_MAX > BATCH_BYTES_MAX                       \
+        ? (uint64_t)KEY_MAX + VALUE_MAX                                   \
+        : (uint64_t)BATCH_BYTES_MAX))
+
+_Static_assert(REC_BYTES_MAX < UINT32_MAX / 4, "a record fits a frame");
 
 enum rec_op {
   REC_PUT = 1,     /* set value, expiry and max-idle */
@@ -44,7 +62,7 @@ struct rec {
   uint8_t op, flags, type;
   uint8_t ns_len;
   const char *ns;           /* not NUL-terminated when decoded */
-  const void *key;
+  const void *key;          /* REC_BATCH: unused (NULL when decoded) */
   uint32_t klen;            /* REC_BATCH: sub-record count */
   const void *val;
   uint32_t vlen;            /* REC_BATCH: bytes of sub-records */
