@@ -5,9 +5,9 @@
  * addressing array of entry pointers.  A key's 64-bit hash picks the shard
  * (low bits) and orders the key inside it (high 32 bits, "h32"): each
  * shard keeps its entries sorted by h32 (Robin Hood linear probing whose
- * home slot is h32 * capacity >> 32), so a scan can resume from a cursor
- * of (shard, h32) across inserts, deletes and resizes, and visit each key
- * that stays live exactly once.
+ * home slot grows with h32: (h32 >> 13) * capacity >> 19), so a scan can
+ * resume from a cursor of (shard, h32) across inserts, deletes and
+ * resizes, and visit each key that stays live exactly once.
  *
  * Locking is the caller's: every call below that takes a shard index must
  * be made with that shard locked (read lock for finds and scans, write lock
@@ -25,7 +25,17 @@
 /* An entry: one allocation holding a 20-byte header, the optional expiry
  * fields that its flags announce, then the key and the value.  The header
  * is packed so that a 16-byte key with a 100-byte value costs one 144-byte
- * malloc chunk. */
+ * malloc chunk.  Layout by flags (offsets in bytes):
+ *
+ *   none            key at 20
+ *   EXPIRE          expire_at 20 (unaligned, read by memcpy), key at 28
+ *   IDLE            4 bytes pad, max_idle 24, last_access 32, key at 40
+ *   EXPIRE|IDLE     4 bytes pad, expire_at 24, max_idle 32,
+ *                   last_access 40, key at 48
+ *
+ * The pad exists only with IDLE, so that last_access (read and written with
+ * relaxed atomics, also under a read lock) sits 8-aligned: malloc returns at
+ * least 8-aligned blocks.  The value follows the key. */
 #define ENTRY_F_EXPIRE 0x1u /* an int64 expire_at_ms follows the header */
 #define ENTRY_F_IDLE   0x2u /* uint64 max_idle_ms and an atomic uint64
                                last_access_ms follow (after expire_at) */
@@ -92,9 +102,14 @@ struct entry *table_remove(struct table *t, uint64_t hash, const void *key,
                            size_t klen);
 
 /* Walk shard `shard` in h32 order from h32 >= *from, calling fn for each
- * entry until fn returns non-zero or `max` entries were visited; entries
- * sharing one h32 are never split across calls.  On return *from is the
- * h32 to resume at, and the call returns 1 if the shard has more, else 0.
+ * entry until fn returns non-zero or `max` entries were visited (max 0 acts
+ * as 1); entries sharing one h32 are never split across calls, so the walk
+ * finishes the group it is in even past max or after fn asked to stop.
+ * Returns 1 with *from set to the last visited h32 + 1 when the shard holds
+ * entries above it, else 0 with *from set to 1 << 32 (the shard is done;
+ * a walk from 1 << 32 visits nothing).  Start a shard at 0.
+ * A key present from the first call to the last is visited exactly once,
+ * whatever is inserted, removed or resized between calls.
  * fn may not change the table. */
 typedef int (*table_visit_fn)(void *arg, struct entry *e);
 int table_walk(struct table *t, unsigned shard, uint64_t *from, size_t max,
@@ -103,5 +118,11 @@ int table_walk(struct table *t, unsigned shard, uint64_t *from, size_t max,
 /* Entries and bytes (entries, table arrays, allocator overhead). */
 uint64_t table_count(struct table *t);
 uint64_t table_bytes(struct table *t);
+
+/* Debug: check every shard's invariants (entries sorted by h32, each at or
+ * after its home slot with no empty slot between, counts and bytes agree).
+ * Takes each shard's read lock in turn.  Returns 0, or a negative number
+ * naming the first broken invariant (see table.c). */
+int table_check(struct table *t);
 
 #endif /* CAIRN_TABLE_H */
