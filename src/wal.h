@@ -66,6 +66,10 @@ void wal_close(struct wal *w);
 int wal_reserve(struct wal *w, size_t bytes);
 void wal_unreserve(struct wal *w, size_t bytes);
 
+/* wal_reserve_shrink - give back `bytes` of a reservation that turned out
+ * larger than the record, which still goes to wal_append. */
+void wal_reserve_shrink(struct wal *w, size_t bytes);
+
 /* wal_append - encode r into the log buffer under the next LSN and return
  * it.  Needs a reservation of rec_size(r) bytes.  mode is FSYNC or
  * INTERVAL.  If done is set it is called exactly once from the log thread
