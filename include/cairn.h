@@ -305,18 +305,22 @@ CAIRN_EXPORT void cairn_batch_free(cairn_batch *b);
  * --------------------------------------------------------------------- */
 
 /* Called once per live entry.  key and val are valid only during the call.
- * Return 0 to go on, non-zero to stop the scan after this entry. */
+ * Return 0 to go on, non-zero to end this cairn_scan call early (entries
+ * that share the stopping entry's hash bucket are still delivered first,
+ * so the cursor stays exact). */
 typedef int (*cairn_scan_fn)(void *arg, const void *key, size_t klen,
                              const void *val, size_t vlen, uint64_t version,
                              int64_t expire_at_ms);
 
-/* cairn_scan - visit up to count live entries of namespace ns whose keys
- * start with prefix (plen 0: all), resuming at *cursor (0 to start).
- * On return *cursor is where to resume, and 0 once the scan is complete.
+/* cairn_scan - visit the live entries of namespace ns whose keys start
+ * with prefix (plen 0: all), resuming at *cursor (0 to start), examining
+ * about count entries (live or not, matching or not, as Redis's SCAN
+ * COUNT) before it returns.  On return *cursor is where to resume, and 0
+ * once the scan is complete.  Entries come in hash order, not key order.
  * Every key live for the whole scan is visited exactly once; keys written
  * or deleted meanwhile may or may not be.  The callback runs under an
  * internal lock: it must not call back into the database.
- * Errors: CAIRN_EINVAL. */
+ * Errors: CAIRN_EINVAL (also for a cursor this call never returned). */
 CAIRN_EXPORT int cairn_scan(cairn *db, const char *ns, const void *prefix,
                             size_t plen, uint64_t *cursor, size_t count,
                             cairn_scan_fn fn, void *arg);

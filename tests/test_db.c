@@ -1,1 +1,407 @@
+/*
+ * test_db.c - the public API: semantics of every call, on a real directory.
+ */
 #include <criterion/criterion.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cairn.h"
+#include "testutil.h"
+
+static char dir[256];
+static cairn *db;
+
+static void quiet(void *arg, int level, const char *msg) {
+  (void)arg, (void)level, (void)msg;
+}
+
+static cairn_options opts(void) {
+  cairn_options o;
+  cairn_options_init(&o);
+  o.log_fn = quiet;
+  o.segment_bytes = 1 << 20;
+  o.expire_tick_ms = 10;
+  return o;
+}
+
+static void reopen(void) {
+  cairn_close(db);
+  cairn_options o = opts();
+  cr_assert_eq(cairn_open(dir, &o, &db), 0);
+}
+
+static void setup(void) {
+  tu_tmpdir(dir, sizeof dir, "db");
+  cairn_options o = opts();
+  cr_assert_eq(cairn_open(dir, &o, &db), 0);
+}
+
+static void teardown(void) {
+  cairn_close(db);
+  db = NULL;
+  tu_rmrf(dir);
+}
+
+TestSuite(db, .init = setup, .fini = teardown, .timeout = 60);
+
+static void put(const char *ns, const char *k, const char *v) {
+  cr_assert_eq(cairn_put(db, ns, k, strlen(k), v, strlen(v), NULL), 0);
+}
+
+static void expect(const char *ns, const char *k, const char *v) {
+  cairn_value out;
+  int rc = cairn_get(db, ns, k, strlen(k), &out);
+  if (!v) {
+    cr_assert_eq(rc, CAIRN_ENOTFOUND, "%s should be absent", k);
+    return;
+  }
+  cr_assert_eq(rc, 0, "%s: %s", k, cairn_strerror(rc));
+  cr_assert_eq(out.len, strlen(v));
+  cr_assert_str_eq(out.data, v);
+  cairn_value_free(&out);
+}
+
+Test(db, put_get_del_round_trip_and_survive_reopen) {
+  put(NULL, "a", "1");
+  put("sessions", "a", "2");
+  expect(NULL, "a", "1");
+  expect("sessions", "a", "2");
+  cr_assert_eq(cairn_del(db, NULL, "a", 1, NULL), 0);
+  cr_assert_eq(cairn_del(db, NULL, "a", 1, NULL), CAIRN_ENOTFOUND);
+  expect(NULL, "a", NULL);
+  reopen();
+  expect(NULL, "a", NULL);
+  expect("sessions", "a", "2");
+}
+
+Test(db, versions_increase_and_guard_conditional_writes) {
+  cairn_value v;
+  put(NULL, "k", "x");
+  cr_assert_eq(cairn_get(db, NULL, "k", 1, &v), 0);
+  uint64_t v1 = v.version;
+  cairn_value_free(&v);
+  cairn_write w = {.cond = CAIRN_IF_VERSION, .version = v1 + 1};
+  cr_assert_eq(cairn_put(db, NULL, "k", 1, "y", 1, &w), CAIRN_EVERSION);
+  w.version = v1;
+  cr_assert_eq(cairn_put(db, NULL, "k", 1, "y", 1, &w), 0);
+  cr_assert_eq(cairn_get(db, NULL, "k", 1, &v), 0);
+  cr_assert_gt(v.version, v1);
+  cairn_value_free(&v);
+  cairn_write absent = {.cond = CAIRN_IF_ABSENT};
+  cr_assert_eq(cairn_put(db, NULL, "k", 1, "z", 1, &absent), CAIRN_EEXISTS);
+  cairn_write present = {.cond = CAIRN_IF_PRESENT};
+  cr_assert_eq(cairn_put(db, NULL, "n", 1, "z", 1, &present), CAIRN_ENOTFOUND);
+  cairn_write zero = {.cond = CAIRN_IF_VERSION, .version = 0};
+  cr_assert_eq(cairn_put(db, NULL, "n", 1, "z", 1, &zero), 0);
+  expect(NULL, "k", "y");
+  expect(NULL, "n", "z");
+}
+
+Test(db, take_is_single_use) {
+  put("codes", "c1", "alice");
+  cairn_value v;
+  cr_assert_eq(cairn_take(db, "codes", "c1", 2, &v, NULL), 0);
+  cr_assert_str_eq(v.data, "alice");
+  cairn_value_free(&v);
+  cr_assert_eq(cairn_take(db, "codes", "c1", 2, &v, NULL), CAIRN_ENOTFOUND);
+  reopen();
+  expect("codes", "c1", NULL);
+}
+
+struct race {
+  int wins;
+  pthread_mutex_t mu;
+};
+
+static void *taker(void *arg) {
+  struct race *r = arg;
+  cairn_value v;
+  if (cairn_take(db, "codes", "once", 4, &v, NULL) == 0) {
+    cairn_value_free(&v);
+    pthread_mutex_lock(&r->mu);
+    r->wins++;
+    pthread_mutex_unlock(&r->mu);
+  }
+  return NULL;
+}
+
+Test(db, concurrent_takes_of_one_code_have_exactly_one_winner) {
+  for (int round = 0; round < 20; round++) {
+    put("codes", "once", "v");
+    struct race r = {0, PTHREAD_MUTEX_INITIALIZER};
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++) pthread_create(&t[i], NULL, taker, &r);
+    for (int i = 0; i < 4; i++) pthread_join(t[i], NULL);
+    cr_assert_eq(r.wins, 1, "round %d: %d winners", round, r.wins);
+  }
+}
+
+Test(db, incr_counts_and_rejects_non_integers_and_overflow) {
+  int64_t n = 0;
+  cr_assert_eq(cairn_incr(db, "lf", "u", 1, 5, &n, NULL), 0);
+  cr_assert_eq(n, 5);
+  cr_assert_eq(cairn_incr(db, "lf", "u", 1, -7, &n, NULL), 0);
+  cr_assert_eq(n, -2);
+  expect("lf", "u", "-2");
+  put("lf", "s", "abc");
+  cr_assert_eq(cairn_incr(db, "lf", "s", 1, 1, &n, NULL), CAIRN_ENOTNUM);
+  put("lf", "z", "007");
+  cr_assert_eq(cairn_incr(db, "lf", "z", 1, 1, &n, NULL), CAIRN_ENOTNUM);
+  put("lf", "m", "9223372036854775807");
+  cr_assert_eq(cairn_incr(db, "lf", "m", 1, 1, &n, NULL), CAIRN_EOVERFLOW);
+  expect("lf", "m", "9223372036854775807");
+  reopen();
+  expect("lf", "u", "-2");
+}
+
+Test(db, incr_sets_ttl_only_when_it_creates_the_counter) {
+  cairn_write w = {.ttl_ms = 3600 * 1000};
+  int64_t n;
+  cr_assert_eq(cairn_incr(db, "lf", "c", 1, 1, &n, &w), 0);
+  cairn_value v;
+  cr_assert_eq(cairn_get(db, "lf", "c", 1, &v), 0);
+  int64_t exp = v.expire_at_ms;
+  cr_assert_gt(exp, 0);
+  cairn_value_free(&v);
+  cairn_write w2 = {.ttl_ms = 10 * 3600 * 1000};
+  cr_assert_eq(cairn_incr(db, "lf", "c", 1, 1, &n, &w2), 0);
+  cr_assert_eq(cairn_get(db, "lf", "c", 1, &v), 0);
+  cr_assert_eq(v.expire_at_ms, exp);
+  cairn_value_free(&v);
+}
+
+Test(db, expired_entries_are_never_returned_and_are_reclaimed) {
+  cairn_write w = {.ttl_ms = 50};
+  for (int i = 0; i < 100; i++) {
+    char k[16];
+    snprintf(k, sizeof k, "s%d", i);
+    cr_assert_eq(cairn_put(db, "sessions", k, strlen(k), "v", 1, &w), 0);
+  }
+  put("sessions", "keep", "v");
+  usleep(80 * 1000);
+  expect("sessions", "s1", NULL);
+  cairn_write absent = {.cond = CAIRN_IF_ABSENT};
+  cr_assert_eq(cairn_put(db, "sessions", "s2", 2, "new", 3, &absent), 0);
+  struct cairn_stats st;
+  for (int i = 0; i < 200; i++) { /* the sweep runs every 10 ms */
+    cr_assert_eq(cairn_stats(db, &st), 0);
+    if (st.entries == 2) break;
+    usleep(10 * 1000);
+  }
+  cr_assert_eq(st.entries, 2, "entries %lu", (unsigned long)st.entries);
+  cr_assert_geq(st.expired, 99);
+  reopen();
+  cr_assert_eq(cairn_stats(db, &st), 0);
+  cr_assert_eq(st.entries, 2);
+  expect("sessions", "s2", "new");
+}
+
+Test(db, max_idle_slides_with_reads) {
+  cairn_write w = {.max_idle_ms = 300};
+  cr_assert_eq(cairn_put(db, NULL, "idle", 4, "v", 1, &w), 0);
+  cr_assert_eq(cairn_put(db, NULL, "idle2", 5, "v", 1, &w), 0);
+  for (int i = 0; i < 5; i++) { /* 500 ms in all, read every 100 ms */
+    usleep(100 * 1000);
+    expect(NULL, "idle", "v");
+  }
+  expect(NULL, "idle2", NULL);
+}
+
+Test(db, expire_sets_and_clears_lifespan) {
+  put(NULL, "e", "v");
+  cairn_write w = {.ttl_ms = 40};
+  cr_assert_eq(cairn_expire(db, NULL, "e", 1, &w), 0);
+  cairn_write clear = {.flags = CAIRN_W_TTL, .ttl_ms = 0};
+  put(NULL, "f", "v");
+  cr_assert_eq(cairn_expire(db, NULL, "f", 1, &w), 0);
+  cr_assert_eq(cairn_expire(db, NULL, "f", 1, &clear), 0);
+  cr_assert_eq(cairn_expire(db, NULL, "none", 4, &w), CAIRN_ENOTFOUND);
+  usleep(80 * 1000);
+  expect(NULL, "e", NULL);
+  expect(NULL, "f", "v");
+  reopen();
+  expect(NULL, "e", NULL);
+  expect(NULL, "f", "v");
+}
+
+Test(db, namespace_defaults_apply_and_memory_namespaces_are_not_logged) {
+  cairn_ns_options mem = {CAIRN_DURABILITY_MEMORY, 0, 0};
+  cairn_ns_options ttl = {CAIRN_DURABILITY_FSYNC, 3600 * 1000, 0};
+  cr_assert_eq(cairn_ns_define(db, "authenticationSessions", &mem), 0);
+  cr_assert_eq(cairn_ns_define(db, "sessions", &ttl), 0);
+  put("authenticationSessions", "a", "1");
+  put("sessions", "s", "1");
+  cairn_value v;
+  cr_assert_eq(cairn_get(db, "sessions", "s", 1, &v), 0);
+  cr_assert_gt(v.expire_at_ms, 0);
+  cairn_value_free(&v);
+  reopen();
+  expect("authenticationSessions", "a", NULL);
+  expect("sessions", "s", "1");
+}
+
+Test(db, batch_is_all_or_nothing) {
+  put(NULL, "x", "old");
+  cairn_batch *b;
+  cr_assert_eq(cairn_batch_new(db, &b), 0);
+  cr_assert_eq(cairn_batch_put(b, NULL, "a", 1, "1", 1, NULL), 0);
+  cr_assert_eq(cairn_batch_put(b, "other", "b", 1, "2", 1, NULL), 0);
+  cairn_write absent = {.cond = CAIRN_IF_ABSENT};
+  cr_assert_eq(cairn_batch_put(b, NULL, "x", 1, "new", 3, &absent), 0);
+  cr_assert_eq(cairn_batch_commit(b, NULL), CAIRN_EEXISTS);
+  cairn_batch_free(b);
+  expect(NULL, "a", NULL);
+  expect("other", "b", NULL);
+  expect(NULL, "x", "old");
+
+  cr_assert_eq(cairn_batch_new(db, &b), 0);
+  cr_assert_eq(cairn_batch_put(b, NULL, "a", 1, "1", 1, NULL), 0);
+  cr_assert_eq(cairn_batch_put(b, "other", "b", 1, "2", 1, NULL), 0);
+  cr_assert_eq(cairn_batch_del(b, NULL, "x", 1, NULL), 0);
+  cr_assert_eq(cairn_batch_commit(b, NULL), 0);
+  cairn_batch_free(b);
+  cairn_value va, vb;
+  cr_assert_eq(cairn_get(db, NULL, "a", 1, &va), 0);
+  cr_assert_eq(cairn_get(db, "other", "b", 1, &vb), 0);
+  cr_assert_eq(va.version, vb.version, "one batch, one LSN");
+  cairn_value_free(&va);
+  cairn_value_free(&vb);
+  reopen();
+  expect(NULL, "a", "1");
+  expect("other", "b", "2");
+  expect(NULL, "x", NULL);
+}
+
+struct seen {
+  int count[1000];
+  int total;
+};
+
+static int count_key(void *arg, const void *key, size_t klen, const void *val,
+                     size_t vlen, uint64_t version, int64_t exp) {
+  (void)vlen, (void)val, (void)version, (void)exp;
+  struct seen *s = arg;
+  char buf[16];
+  cr_assert_lt(klen, sizeof buf);
+  memcpy(buf, key, klen);
+  buf[klen] = '\0';
+  int i = atoi(buf + 1);
+  s->count[i]++;
+  s->total++;
+  return 0;
+}
+
+Test(db, scan_visits_each_key_exactly_once_across_writes) {
+  for (int i = 0; i < 1000; i++) {
+    char k[16];
+    snprintf(k, sizeof k, "%c%d", i % 2 ? 'o' : 'e', i);
+    put("scan", k, "v");
+  }
+  struct seen s = {{0}, 0};
+  uint64_t cursor = 0;
+  int calls = 0, extra = 0;
+  do {
+    cr_assert_eq(cairn_scan(db, "scan", "e", 1, &cursor, 50, count_key, &s), 0);
+    /* Churn between calls: new keys (which may or may not be seen) and
+     * enough of them to resize shards. */
+    for (int j = 0; j < 20; j++, extra++) {
+      char k[16];
+      snprintf(k, sizeof k, "n%d", extra);
+      put("scan", k, "v");
+    }
+    cr_assert_lt(++calls, 10000);
+  } while (cursor != 0);
+  for (int i = 0; i < 1000; i += 2)
+    cr_assert_eq(s.count[i], 1, "key e%d seen %d times", i, s.count[i]);
+  cr_assert_eq(s.total, 500);
+}
+
+struct done_box {
+  int calls, rc;
+  uint64_t lsn;
+};
+
+static void on_done(void *arg, int rc, uint64_t lsn) {
+  struct done_box *d = arg;
+  __atomic_add_fetch(&d->calls, 1, __ATOMIC_SEQ_CST);
+  d->rc = rc;
+  d->lsn = lsn;
+}
+
+Test(db, async_writes_call_back_once_when_durable) {
+  struct done_box d[64];
+  memset(d, 0, sizeof d);
+  for (int i = 0; i < 64; i++) {
+    char k[16];
+    snprintf(k, sizeof k, "a%d", i);
+    cairn_write w = {.done = on_done, .done_arg = &d[i]};
+    cr_assert_eq(cairn_put(db, NULL, k, strlen(k), "v", 1, &w), 0);
+  }
+  cr_assert_eq(cairn_sync(db), 0);
+  for (int i = 0; i < 200; i++) {
+    int all = 1;
+    for (int j = 0; j < 64; j++) all &= __atomic_load_n(&d[j].calls, __ATOMIC_SEQ_CST) == 1;
+    if (all) break;
+    usleep(5000);
+  }
+  struct cairn_stats st;
+  cairn_stats(db, &st);
+  for (int i = 0; i < 64; i++) {
+    cr_assert_eq(d[i].calls, 1);
+    cr_assert_eq(d[i].rc, 0);
+    cr_assert_leq(d[i].lsn, st.durable_lsn);
+  }
+  struct done_box bad = {0, 0, 0};
+  cairn_write w = {.done = on_done, .done_arg = &bad, .cond = CAIRN_IF_ABSENT};
+  cr_assert_eq(cairn_put(db, NULL, "a1", 2, "v", 1, &w), CAIRN_EEXISTS);
+  usleep(20000);
+  cr_assert_eq(bad.calls, 0, "a failed call never calls back");
+}
+
+Test(db, limits_and_bad_arguments_give_einval) {
+  static char big[CAIRN_KEY_MAX + 1];
+  cr_assert_eq(cairn_put(db, NULL, big, sizeof big, "v", 1, NULL), CAIRN_EINVAL);
+  cr_assert_eq(cairn_put(db, NULL, big, CAIRN_KEY_MAX, "v", 1, NULL), 0);
+  cr_assert_eq(cairn_put(db, NULL, "k", 0, "v", 1, NULL), CAIRN_EINVAL);
+  cr_assert_eq(cairn_put(db, NULL, "k", 1, big, (size_t)CAIRN_VALUE_MAX + 1, NULL),
+               CAIRN_EINVAL);
+  char ns[CAIRN_NS_MAX + 2];
+  memset(ns, 'n', sizeof ns - 1);
+  ns[sizeof ns - 1] = '\0';
+  cr_assert_eq(cairn_put(db, ns, "k", 1, "v", 1, NULL), CAIRN_EINVAL);
+  cr_assert_eq(cairn_put(db, "", "k", 1, "v", 1, NULL), CAIRN_EINVAL);
+  cr_assert_str_eq(cairn_strerror(CAIRN_EFULL), "disk full");
+  cr_assert_not_null(cairn_strerror(12345));
+  cairn_close(NULL);
+}
+
+Test(db, a_second_open_of_the_directory_is_refused) {
+  cairn *other;
+  cairn_options o = opts();
+  cr_assert_eq(cairn_open(dir, &o, &other), CAIRN_EBUSY);
+}
+
+Test(db, a_directory_of_another_format_version_is_refused) {
+  cairn_close(db);
+  char path[300];
+  snprintf(path, sizeof path, "%s/meta", dir);
+  FILE *f = fopen(path, "w");
+  fputs("cairn-meta 99\nid 00\nepoch 1\n", f);
+  fclose(f);
+  cairn_options o = opts();
+  db = NULL;
+  cr_assert_eq(cairn_open(dir, &o, &db), CAIRN_EVERFMT);
+  cr_assert_null(db);
+}
+
+Test(db, interval_and_memory_modes_per_write) {
+  cairn_write iv = {.durability = CAIRN_DURABILITY_INTERVAL};
+  cairn_write mem = {.durability = CAIRN_DURABILITY_MEMORY};
+  cr_assert_eq(cairn_put(db, NULL, "i", 1, "1", 1, &iv), 0);
+  cr_assert_eq(cairn_put(db, NULL, "m", 1, "1", 1, &mem), 0);
+  reopen();
+  expect(NULL, "i", "1");
+  expect(NULL, "m", NULL);
+}
