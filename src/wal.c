@@ -66,6 +66,7 @@
 #define SEGMENTS_MAX  (1u << 20)  /* segment files a directory may hold */
 #define ZERO_CHUNK    (64u * 1024u)
 #define EINTR_MAX     1000u
+#define GATHER_NS_MAX 200000u     /* longest wait for a group to fill */
 
 _Static_assert(FRAME_TRAILER % FRAME_ALIGN == 0, "trailer keeps alignment");
 _Static_assert(FRAME_TRAILER <= FRAME_HDR_BYTES, "trailer fits the END room");
@@ -124,6 +125,8 @@ struct wal {
   int thread_started;
   uint64_t disk_next;   /* first LSN of the next frame on disk */
   uint64_t unsynced_ns; /* when unsynced data was first written; 0: none */
+  uint64_t gather_target; /* records in the last synced group */
+  uint64_t sync_ns;       /* recent time of a write + fdatasync */
   int uring;
   struct io_uring ring;
   unsigned char *fbuf;
@@ -846,6 +849,31 @@ static void run_comps(const struct group *g, int rc) {
     g->comps[i].done(g->comps[i].arg, rc, g->comps[i].lsn);
 }
 
+/* Group commit: a flush that will fdatasync first waits a little for the
+ * writers that the previous flush released, so that they share this
+ * fdatasync instead of each paying for the next one.  The wait ends once
+ * the group is as large as the last synced one and no reserved record is
+ * still on its way, and lasts at most half an fdatasync: at worst a write
+ * waits 50% longer, while a full group saves whole fdatasyncs.  A lone
+ * writer never waits (its last group had one record). 
+ * mu held. */
+static void gather(struct wal *w) {
+  const struct group *g = &w->grp[w->cur];
+  if (!g->need_sync || w->stop || w->failed || w->gather_target < 2) return;
+  uint64_t deadline = mono_ns() + MIN(w->sync_ns / 2, GATHER_NS_MAX);
+  while (!w->stop &&
+         (g->last_lsn - g->first_lsn + 1 < w->gather_target || w->nres > 0)) {
+    if (mono_ns() >= deadline) break;
+    wait_until(&w->log_cv, &w->mu, deadline);
+  }
+}
+
+/* Remember the size of a synced group and how long its flush took. */
+static void gather_learn(struct wal *w, const struct group *g, uint64_t ns) {
+  w->gather_target = g->last_lsn - g->first_lsn + 1;
+  w->sync_ns = w->sync_ns ? (w->sync_ns * 7 + ns) / 8 : ns;
+}
+
 /* Swap the groups and flush the full one.  mu held (released during the
  * I/O).  With the log failed, only fails the completions. */
 static void flush_group(struct wal *w) {
@@ -869,6 +897,7 @@ static void flush_group(struct wal *w) {
   int rc = failed    ? CAIRN_EIO
            : gave_up ? CAIRN_EFULL
                      : group_write(w, g, sync, &flen);
+  if (rc == 0 && sync) gather_learn(w, g, mono_ns() - now);
   if (rc == CAIRN_EFULL && !gave_up) {
     log_error(w->log, "closing with the disk still full: records from LSN "
               "%" PRIu64 " on were not written", g->first_lsn);
@@ -948,6 +977,7 @@ static void *log_main(void *arg) {
       spare_try(w);
       lock(&w->mu);
     } else if (w->grp[w->cur].len > 0) {
+      gather(w);
       flush_group(w);
     } else if (w->failed) {
       if (w->stop) break;
