@@ -151,6 +151,18 @@ CAIRN_EXPORT int cairn_ns_define(cairn *db, const char *ns,
 }
 
 /* ------------------------------------------------------------------------
+ * Statistics
+ * --------------------------------------------------------------------- */
+
+void db_count(cairn *db, unsigned c, uint64_t v) {
+  static unsigned next_stripe;
+  static __thread unsigned stripe = UINT32_MAX;
+  if (stripe == UINT32_MAX)
+    stripe = __atomic_fetch_add(&next_stripe, 1, __ATOMIC_RELAXED) % DB_STRIPES;
+  __atomic_add_fetch(&db->counters[stripe].n[c], v, __ATOMIC_RELAXED);
+}
+
+/* ------------------------------------------------------------------------
  * Write plumbing
  * --------------------------------------------------------------------- */
 
@@ -294,7 +306,7 @@ static int do_put(cairn *db, struct ns *s, const void *key, size_t klen,
   uint64_t lsn = write_commit(db, mode, &r, w);
   entry_set_version(e, lsn);
   table_unlock(s->t, shard);
-  __atomic_add_fetch(&db->n_puts, 1, __ATOMIC_RELAXED);
+  db_count(db, CNT_PUTS, 1);
   return write_finish(db, mode, lsn, w);
 
 fail:
@@ -373,7 +385,7 @@ static int do_del(cairn *db, struct ns *s, const void *key, size_t klen,
   uint64_t lsn = write_commit(db, mode, &r, w);
   entry_free(table_remove(s->t, hash, key, klen));
   table_unlock(s->t, shard);
-  __atomic_add_fetch(&db->n_dels, 1, __ATOMIC_RELAXED);
+  db_count(db, CNT_DELS, 1);
   rc = write_finish(db, mode, lsn, w);
   if (out) {
     if (rc == 0) *out = v;
@@ -490,7 +502,7 @@ CAIRN_EXPORT int cairn_incr(cairn *db, const char *ns, const void *key,
   uint64_t lsn = write_commit(db, mode, &r, w);
   entry_set_version(e, lsn);
   table_unlock(s->t, shard);
-  __atomic_add_fetch(&db->n_puts, 1, __ATOMIC_RELAXED);
+  db_count(db, CNT_PUTS, 1);
   rc = write_finish(db, mode, lsn, w);
   if (rc == 0 && result) *result = sum;
   return rc;
@@ -569,7 +581,7 @@ CAIRN_EXPORT int cairn_get(cairn *db, const char *ns, const void *key,
   if (!db || !key_ok(key, klen) || !out) return CAIRN_EINVAL;
   struct ns *s;
   int rc = ns_arg(db, ns, 0, &s);
-  __atomic_add_fetch(&db->n_gets, 1, __ATOMIC_RELAXED);
+  db_count(db, CNT_GETS, 1);
   if (rc) return rc;
   uint64_t hash = table_hash(key, klen);
   unsigned shard = table_shard(hash);
@@ -583,7 +595,7 @@ CAIRN_EXPORT int cairn_get(cairn *db, const char *ns, const void *key,
     rc = value_copy(e, out);
   }
   table_unlock(s->t, shard);
-  if (rc == 0) __atomic_add_fetch(&db->n_get_hits, 1, __ATOMIC_RELAXED);
+  if (rc == 0) db_count(db, CNT_GET_HITS, 1);
   return rc;
 }
 
@@ -817,7 +829,7 @@ CAIRN_EXPORT int cairn_batch_commit(cairn_batch *b, const cairn_write *w) {
     write_abort(db, mode, bytes);
     goto out;
   }
-  __atomic_add_fetch(&db->n_puts, b->n, __ATOMIC_RELAXED);
+  db_count(db, CNT_PUTS, b->n);
   rc = write_finish(db, mode, lsn, w);
 out:
   free(refs);
@@ -923,11 +935,15 @@ CAIRN_EXPORT int cairn_stats(cairn *db, struct cairn_stats *out) {
   st.truncated_bytes = ws.truncated_bytes;
   st.uring = ws.uring;
   st.readonly = ws.failed || __atomic_load_n(&db->fatal, __ATOMIC_RELAXED);
-  st.puts = __atomic_load_n(&db->n_puts, __ATOMIC_RELAXED);
-  st.dels = __atomic_load_n(&db->n_dels, __ATOMIC_RELAXED);
-  st.gets = __atomic_load_n(&db->n_gets, __ATOMIC_RELAXED);
-  st.get_hits = __atomic_load_n(&db->n_get_hits, __ATOMIC_RELAXED);
-  st.expired = __atomic_load_n(&db->n_expired, __ATOMIC_RELAXED);
+  uint64_t c[CNT_N] = {0};
+  for (unsigned i = 0; i < DB_STRIPES; i++)
+    for (unsigned k = 0; k < CNT_N; k++)
+      c[k] += __atomic_load_n(&db->counters[i].n[k], __ATOMIC_RELAXED);
+  st.puts = c[CNT_PUTS];
+  st.dels = c[CNT_DELS];
+  st.gets = c[CNT_GETS];
+  st.get_hits = c[CNT_GET_HITS];
+  st.expired = c[CNT_EXPIRED];
   *out = st;
   return 0;
 }
@@ -1140,7 +1156,7 @@ static void expire_tick(cairn *db) {
     budget -= MIN(budget, MAX(c->seen, (size_t)1));
     for (size_t i = 0; i < c->n; i++) {
       if (expire_one(db, s, c->keys[i], c->klens[i]))
-        __atomic_add_fetch(&db->n_expired, 1, __ATOMIC_RELAXED);
+        db_count(db, CNT_EXPIRED, 1);
       free(c->keys[i]);
     }
     if (!more) {
@@ -1250,8 +1266,11 @@ CAIRN_EXPORT int cairn_open(const char *dir, const cairn_options *opt,
     o.durability = CAIRN_DURABILITY_FSYNC;
   int rc = options_check(&o);
   if (rc) return rc;
-  cairn *db = calloc(1, sizeof *db);
-  if (!db || !(db->dir = strdup(dir))) {
+  cairn *db = NULL;
+  /* The counters are cache-line aligned, which calloc does not promise. */
+  if (posix_memalign((void **)&db, 64, sizeof *db) != 0) return CAIRN_ENOMEM;
+  memset(db, 0, sizeof *db);
+  if (!(db->dir = strdup(dir))) {
     free(db);
     return CAIRN_ENOMEM;
   }

@@ -14,6 +14,17 @@
 struct table;
 struct wal;
 
+#define DB_STRIPES 16u
+
+enum { CNT_PUTS, CNT_DELS, CNT_GETS, CNT_GET_HITS, CNT_EXPIRED, CNT_N };
+
+struct db_counters {
+  uint64_t n[CNT_N];
+} __attribute__((aligned(64)));
+
+/* Add v to counter c of this thread's stripe (relaxed atomics). */
+void db_count(struct cairn *db, unsigned c, uint64_t v);
+
 /* A namespace: a named keyspace with its own table and defaults.
  * Namespaces are created on first use and live until close. */
 struct ns {
@@ -39,8 +50,9 @@ struct cairn {
   uint64_t mem_version;    /* versions of MEMORY writes: top bit set */
   int fatal;               /* a write was logged but could not be applied */
 
-  /* Statistics, updated with relaxed atomics. */
-  uint64_t n_puts, n_dels, n_gets, n_get_hits, n_expired;
+  /* Statistics: counters striped by thread, so that readers on different
+   * cores do not bounce one cache line; summed by cairn_stats. */
+  struct db_counters counters[DB_STRIPES];
 
   /* Background expiry. */
   pthread_t expiry_thread;
