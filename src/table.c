@@ -264,7 +264,10 @@ static inline size_t slot_home(slot_t s, uint32_t cap) {
   return home_of(slot_tag(s), cap);
 }
 
-static inline uint32_t tail_of(uint32_t cap) { return cap / 8 + 8; }
+/* Room for the runs that pass the last home slot.  Runs are a few slots
+ * long at the highest load, so a thirty-second is ample; when it is not,
+ * the insert grows the shard instead. */
+static inline uint32_t tail_of(uint32_t cap) { return cap / 32 + 8; }
 
 static void stat_add(uint64_t *v, int64_t d) {
   __atomic_store_n(v, *v + (uint64_t)d, __ATOMIC_RELAXED);
