@@ -1,0 +1,1023 @@
+/*
+ * store.c - the checkpointed state in LMDB.  Layouts of the keys and
+ * values are in store.h.
+ *
+ * Growing the map.  LMDB cannot resize a map under a live transaction: a
+ * write that hits MDB_MAP_FULL poisons its transaction, which must be
+ * aborted before mdb_env_set_mapsize, and no read transaction of this
+ * process may be open at that moment.  So every operation applied in the
+ * write transaction is also kept, as a copy, in a redo list; on
+ * MDB_MAP_FULL the transaction is aborted, the map doubled (up to
+ * map_bytes_max), a new transaction begun, the redo list re-applied and
+ * the failed step retried.  Read transactions hold map_lock shared for
+ * their short life; the resize holds it exclusively.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "limits.h"
+#include "hash.h"
+#include "record.h"
+#include "store.h"
+#include "util.h"
+
+#define STORE_MAP_DEFAULT     (64ull << 20)
+#define STORE_MAP_MAX_DEFAULT (1ull << 40)
+#define STORE_READERS_DEFAULT 126u
+#define STORE_MAXDBS          8u
+#define STORE_KEY_LIMIT       511u /* LMDB's default; part of the format */
+#define STORE_KEY_BUF         512u /* > STORE_KEY_LIMIT */
+#define DKEY_FIXED            6u   /* ns_len, shard, h32 */
+#define EKEY_PREFIX           8u   /* the deadline in an expiry key */
+#define DKEY_MAX              (STORE_KEY_LIMIT - EKEY_PREFIX)
+#define LKEY_TAIL             9u   /* the marker and the hash of a stand-in */
+#define LKEY_MARKER           0xffu
+#define VAL_LKEY_HDR          4u   /* u32 klen before a long key's bytes */
+
+_Static_assert(DKEY_FIXED + NS_NAME_MAX + LKEY_TAIL + 1 <= DKEY_MAX,
+               "a stand-in keeps at least one byte of the key");
+_Static_assert(STORE_KEY_LIMIT < STORE_KEY_BUF, "a key fits the buffer");
+_Static_assert(KEY_MAX < UINT32_MAX - VALUE_MAX - STORE_VAL_HDR - 4,
+               "a long key and the value fit one LMDB value");
+_Static_assert(TABLE_SHARDS <= 256, "a shard fits the key's u8");
+
+struct store {
+  MDB_env *env;
+  MDB_dbi meta, data, expiry;
+  const struct logger *log;
+  char *dir;
+  uint64_t map_bytes;       /* current map size; changed by the writer only */
+  uint64_t map_bytes_max;
+  pthread_mutex_t write_mu; /* held from store_begin to commit/abort */
+  pthread_rwlock_t map_lock;
+  uint64_t ckpt_lsn, epoch; /* __atomic: set at open and at commit */
+};
+
+/* ------------------------------------------------------------------------
+ * Errors.
+ * --------------------------------------------------------------------- */
+
+/* Map an LMDB (or errno) code to ours, with a log line saying what failed. */
+static int store_err(const struct store *s, int rc, const char *what) {
+  int err;
+  switch (rc) {
+  case MDB_CORRUPTED:
+  case MDB_PAGE_NOTFOUND:
+  case MDB_INVALID:
+    err = CAIRN_ECORRUPT;
+    break;
+  case MDB_VERSION_MISMATCH:
+    err = CAIRN_EVERFMT;
+    break;
+  case MDB_MAP_FULL: /* only reaches here once the map is at its cap */
+  case MDB_TXN_FULL:
+  case ENOSPC:
+    err = CAIRN_EFULL;
+    break;
+  case ENOMEM:
+    err = CAIRN_ENOMEM;
+    break;
+  default:
+    err = CAIRN_EIO;
+  }
+  log_error(s->log, "store %s: %s: %s", s->dir, what, mdb_strerror(rc));
+  return err;
+}
+
+/* ------------------------------------------------------------------------
+ * Keys and values.
+ * --------------------------------------------------------------------- */
+
+/* Big-endian, so that LMDB's memcmp order is numeric order. */
+static void put_be32(uint8_t *p, uint32_t v) {
+  for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (24 - 8 * i));
+}
+static void put_be64(uint8_t *p, uint64_t v) {
+  for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (56 - 8 * i));
+}
+static uint32_t get_be32(const uint8_t *p) {
+  uint32_t v = 0;
+  for (int i = 0; i < 4; i++) v = (v << 8) | p[i];
+  return v;
+}
+static uint64_t get_be64(const uint8_t *p) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; i++) v = (v << 8) | p[i];
+  return v;
+}
+
+struct dkey {
+  const char *ns;
+  size_t ns_len;
+  unsigned shard;
+  uint32_t h32;
+  const void *key;
+  size_t klen;
+};
+
+/* The longest key stored as itself in a namespace of ns_len bytes: one
+ * byte short of filling DKEY_MAX, so that only stand-ins fill it. */
+static size_t short_klen_max(size_t ns_len) {
+  return DKEY_MAX - DKEY_FIXED - ns_len - 1;
+}
+
+/* How many bytes of a long key its stand-in keeps. */
+static size_t lkey_prefix(size_t ns_len) {
+  return DKEY_MAX - DKEY_FIXED - ns_len - LKEY_TAIL;
+}
+
+static bool key_is_long(size_t ns_len, size_t klen) {
+  return klen > short_klen_max(ns_len);
+}
+
+/* Write the stand-in of a long key (short_klen_max + 1 bytes) at dst. */
+static void standin_encode(uint8_t *dst, size_t ns_len, const void *key,
+                           size_t klen) {
+  size_t p = lkey_prefix(ns_len);
+  memcpy(dst, key, p);
+  dst[p] = LKEY_MARKER;
+  put_be64(dst + p + 1, hash64(key, klen));
+}
+
+/* Whether the stand-in sb, read from disk, is that of key. */
+static bool standin_matches(const uint8_t *sb, size_t ns_len,
+                            const void *key, size_t klen) {
+  uint8_t mine[STORE_KEY_BUF];
+  if (!key_is_long(ns_len, klen)) return false;
+  standin_encode(mine, ns_len, key, klen);
+  return memcmp(mine, sb, short_klen_max(ns_len) + 1) == 0;
+}
+
+static size_t dkey_len(const struct dkey *k) {
+  size_t part = key_is_long(k->ns_len, k->klen) ? short_klen_max(k->ns_len) + 1
+                                                : k->klen;
+  return DKEY_FIXED + k->ns_len + part;
+}
+
+/* Encode k at dst (STORE_KEY_BUF bytes); returns the length.  klen 0
+ * gives the prefix that starts a walk. */
+static size_t dkey_encode(uint8_t *dst, const struct dkey *k) {
+  cairn_assert(k->ns_len >= 1 && k->ns_len <= NS_NAME_MAX);
+  cairn_assert(k->shard < 256 && k->klen <= KEY_MAX);
+  dst[0] = (uint8_t)k->ns_len;
+  memcpy(dst + 1, k->ns, k->ns_len);
+  dst[1 + k->ns_len] = (uint8_t)k->shard;
+  put_be32(dst + 2 + k->ns_len, k->h32);
+  uint8_t *part = dst + DKEY_FIXED + k->ns_len;
+  if (key_is_long(k->ns_len, k->klen))
+    standin_encode(part, k->ns_len, k->key, k->klen);
+  else if (k->klen)
+    memcpy(part, k->key, k->klen);
+  return dkey_len(k);
+}
+
+/* Decode a data key read from disk (pointers into p).  *is_long says
+ * whether k->key is a stand-in rather than the key. */
+static int dkey_decode(const uint8_t *p, size_t len, struct dkey *k,
+                       bool *is_long) {
+  if (len < DKEY_FIXED + 2) return CAIRN_ECORRUPT;
+  size_t ns_len = p[0];
+  if (ns_len < 1 || ns_len > NS_NAME_MAX || DKEY_FIXED + ns_len >= len)
+    return CAIRN_ECORRUPT;
+  size_t part = len - DKEY_FIXED - ns_len;
+  const uint8_t *key = p + DKEY_FIXED + ns_len;
+  bool lk = part == short_klen_max(ns_len) + 1;
+  if (part > short_klen_max(ns_len) + 1 ||
+      (lk && key[lkey_prefix(ns_len)] != LKEY_MARKER))
+    return CAIRN_ECORRUPT;
+  k->ns = (const char *)p + 1;
+  k->ns_len = ns_len;
+  k->shard = p[1 + ns_len];
+  k->h32 = get_be32(p + 2 + ns_len);
+  k->key = key;
+  k->klen = part;
+  *is_long = lk;
+  return 0;
+}
+
+/* The entry's deadline: min(expire_at, last_access + max_idle); 0 if it
+ * has neither.  Saturates rather than wrapping on absurd inputs. */
+static int64_t val_deadline(const struct store_val *v) {
+  int64_t d = v->expire_at_ms > 0 ? v->expire_at_ms : 0;
+  if (v->max_idle_ms) {
+    int64_t base = v->last_access_ms > 0 ? v->last_access_ms : 0;
+    int64_t idle = v->max_idle_ms > (uint64_t)(INT64_MAX - base)
+                       ? INT64_MAX
+                       : base + (int64_t)v->max_idle_ms;
+    if (!d || idle < d) d = idle;
+  }
+  return d;
+}
+
+/* The stored size of v; lklen is the long key it carries (0: none). */
+static size_t val_len(const struct store_val *v, size_t lklen) {
+  return STORE_VAL_HDR + (lklen ? VAL_LKEY_HDR + lklen : 0) + v->len;
+}
+
+static void val_encode(uint8_t *dst, const struct store_val *v,
+                       const void *lkey, size_t lklen) {
+  put_u64(dst, v->version);
+  put_u64(dst + 8, (uint64_t)v->expire_at_ms);
+  put_u64(dst + 16, v->max_idle_ms);
+  put_u64(dst + 24, (uint64_t)v->last_access_ms);
+  dst[32] = v->type;
+  dst[33] = lklen ? STORE_VF_LONGKEY : 0;
+  memset(dst + 34, 0, 2);
+  uint8_t *p = dst + STORE_VAL_HDR;
+  if (lklen) {
+    put_u32(p, (uint32_t)lklen);
+    memcpy(p + VAL_LKEY_HDR, lkey, lklen);
+    p += VAL_LKEY_HDR + lklen;
+  }
+  if (v->len) memcpy(p, v->data, v->len);
+}
+
+/* A stored value, decoded.  v.data and key point into the stored bytes;
+ * key is NULL unless the value carries a long key. */
+struct sval {
+  struct store_val v;
+  const uint8_t *key;
+  size_t klen;
+};
+
+/* Decode a stored value's header and long key, if any. */
+static int val_decode(const struct store *s, const void *p, size_t len,
+                      struct sval *out) {
+  const uint8_t *b = p;
+  size_t lk = 0;
+  bool ok = len >= STORE_VAL_HDR && !(b[33] & ~STORE_VF_LONGKEY) && !b[34] &&
+            !b[35];
+  if (ok && (b[33] & STORE_VF_LONGKEY)) {
+    size_t rest = len - STORE_VAL_HDR;
+    lk = rest >= VAL_LKEY_HDR ? get_u32(b + STORE_VAL_HDR) : 0;
+    ok = lk >= 1 && lk <= KEY_MAX && lk <= rest - VAL_LKEY_HDR;
+  }
+  if (!ok) {
+    log_error(s->log, "store %s: malformed value of %zu bytes in \"data\"",
+              s->dir, len);
+    return CAIRN_ECORRUPT;
+  }
+  struct store_val *v = &out->v;
+  v->version = get_u64(b);
+  v->expire_at_ms = (int64_t)get_u64(b + 8);
+  v->max_idle_ms = get_u64(b + 16);
+  v->last_access_ms = (int64_t)get_u64(b + 24);
+  v->type = b[32];
+  size_t skip = STORE_VAL_HDR + (lk ? VAL_LKEY_HDR + lk : 0);
+  out->key = lk ? b + STORE_VAL_HDR + VAL_LKEY_HDR : NULL;
+  out->klen = lk;
+  v->data = (void *)(b + skip);
+  v->len = len - skip;
+  return 0;
+}
+
+/* Whether the value sv, stored under the data key of (ns_len, key, klen),
+ * is that key's: 0, CAIRN_ENOTFOUND (another long key with the same
+ * stand-in) or CAIRN_ECORRUPT (the value's form disagrees with the key's). */
+static int val_holds(const struct store *s, const struct sval *sv,
+                     size_t ns_len, const void *key, size_t klen) {
+  if (key_is_long(ns_len, klen) != (sv->key != NULL)) {
+    log_error(s->log, "store %s: a value in \"data\" disagrees with the form "
+              "of its key", s->dir);
+    return CAIRN_ECORRUPT;
+  }
+  if (sv->key && (sv->klen != klen || memcmp(sv->key, key, klen) != 0))
+    return CAIRN_ENOTFOUND;
+  return 0;
+}
+
+/* Decode the "data" entry (k, d) read from disk: *dk gets the full key
+ * (pointing into k or d) and *v the value.  A long key must be the one
+ * its stand-in names. */
+static int entry_decode(const struct store *s, const MDB_val *k,
+                        const MDB_val *d, struct dkey *dk,
+                        struct store_val *v) {
+  bool is_long;
+  struct sval sv;
+  if (dkey_decode(k->mv_data, k->mv_size, dk, &is_long) != 0) {
+    log_error(s->log, "store %s: malformed key in \"data\"", s->dir);
+    return CAIRN_ECORRUPT;
+  }
+  int rc = val_decode(s, d->mv_data, d->mv_size, &sv);
+  if (rc) return rc;
+  if (is_long != (sv.key != NULL) ||
+      (is_long && !standin_matches(dk->key, dk->ns_len, sv.key, sv.klen))) {
+    log_error(s->log, "store %s: a value in \"data\" disagrees with its key",
+              s->dir);
+    return CAIRN_ECORRUPT;
+  }
+  if (is_long) {
+    dk->key = sv.key;
+    dk->klen = sv.klen;
+  }
+  *v = sv.v;
+  return 0;
+}
+
+/* The expiry-index key: deadline, then the data key. */
+static MDB_val ekey_make(uint8_t *buf, int64_t deadline, const MDB_val *dk) {
+  cairn_assert(EKEY_PREFIX + dk->mv_size <= STORE_KEY_LIMIT);
+  put_be64(buf, (uint64_t)deadline);
+  memcpy(buf + EKEY_PREFIX, dk->mv_data, dk->mv_size);
+  return (MDB_val){.mv_size = EKEY_PREFIX + dk->mv_size, .mv_data = buf};
+}
+
+/* ------------------------------------------------------------------------
+ * The meta database.
+ * --------------------------------------------------------------------- */
+
+static MDB_val str_val(const char *name) {
+  return (MDB_val){.mv_size = strlen(name), .mv_data = (void *)name};
+}
+
+/* Read the u64 meta[name]; a missing or malformed one is corruption. */
+static int meta_get_u64(const struct store *s, MDB_txn *txn,
+                        const char *name, uint64_t *out) {
+  MDB_val k = str_val(name), v;
+  int rc = mdb_get(txn, s->meta, &k, &v);
+  if (rc == MDB_NOTFOUND || (!rc && v.mv_size != 8)) {
+    log_error(s->log, "store %s/data.mdb: meta \"%s\" missing or malformed",
+              s->dir, name);
+    return CAIRN_ECORRUPT;
+  }
+  if (rc) return store_err(s, rc, "read meta");
+  *out = get_u64(v.mv_data);
+  return 0;
+}
+
+/* Returns the raw LMDB code: MDB_MAP_FULL must reach the growth logic. */
+static int meta_put_u64(const struct store *s, MDB_txn *txn,
+                        const char *name, uint64_t val) {
+  uint8_t buf[8];
+  put_u64(buf, val);
+  MDB_val k = str_val(name), v = {.mv_size = 8, .mv_data = buf};
+  return mdb_put(txn, s->meta, &k, &v, 0);
+}
+
+/* Write the meta of a new store. */
+static int meta_init(struct store *s, MDB_txn *txn) {
+  uint8_t fmt[4];
+  put_u32(fmt, STORE_FORMAT);
+  MDB_val k = str_val("format"), v = {.mv_size = 4, .mv_data = fmt};
+  int rc = mdb_put(txn, s->meta, &k, &v, 0);
+  if (!rc) rc = meta_put_u64(s, txn, "ckpt_lsn", 0);
+  if (!rc) rc = meta_put_u64(s, txn, "epoch", 0);
+  return rc ? store_err(s, rc, "write meta") : 0;
+}
+
+/* Check the format of an existing store, or write a new one's meta; then
+ * load ckpt_lsn and epoch. */
+static int meta_load(struct store *s, MDB_txn *txn) {
+  MDB_val k = str_val("format"), v;
+  int rc = mdb_get(txn, s->meta, &k, &v);
+  if (rc == MDB_NOTFOUND) {
+    rc = meta_init(s, txn);
+  } else if (rc) {
+    return store_err(s, rc, "read meta");
+  } else if (v.mv_size != 4) {
+    log_error(s->log, "store %s/data.mdb: malformed format field", s->dir);
+    return CAIRN_ECORRUPT;
+  } else if (get_u32(v.mv_data) != STORE_FORMAT) {
+    log_error(s->log, "store %s/data.mdb: format %u, this build reads %u",
+              s->dir, get_u32(v.mv_data), STORE_FORMAT);
+    return CAIRN_EVERFMT;
+  }
+  uint64_t lsn = 0, epoch = 0;
+  if (!rc) rc = meta_get_u64(s, txn, "ckpt_lsn", &lsn);
+  if (!rc) rc = meta_get_u64(s, txn, "epoch", &epoch);
+  if (rc) return rc;
+  __atomic_store_n(&s->ckpt_lsn, lsn, __ATOMIC_RELEASE);
+  __atomic_store_n(&s->epoch, epoch, __ATOMIC_RELEASE);
+  return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Opening and closing.
+ * --------------------------------------------------------------------- */
+
+static int locks_init(struct store *s) {
+  pthread_rwlockattr_t ra;
+  if (pthread_rwlockattr_init(&ra)) return CAIRN_ENOMEM;
+  /* Readers come and go constantly; without writer preference a resize
+   * could wait for a gap between them forever. */
+  pthread_rwlockattr_setkind_np(&ra,
+                                PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+  int rc = pthread_rwlock_init(&s->map_lock, &ra);
+  pthread_rwlockattr_destroy(&ra);
+  if (rc) return CAIRN_ENOMEM;
+  if (pthread_mutex_init(&s->write_mu, NULL)) {
+    pthread_rwlock_destroy(&s->map_lock);
+    return CAIRN_ENOMEM;
+  }
+  return 0;
+}
+
+static int env_open(struct store *s, const struct store_config *cfg) {
+  if (mkdir(s->dir, 0755) != 0 && errno != EEXIST) {
+    int err = errno;
+    log_error(s->log, "store %s: mkdir: %s", s->dir, strerror(err));
+    return -err;
+  }
+  int rc = mdb_env_create(&s->env);
+  if (rc) return store_err(s, rc, "mdb_env_create");
+  unsigned readers = cfg->max_readers ? cfg->max_readers
+                                      : STORE_READERS_DEFAULT;
+  rc = mdb_env_set_maxdbs(s->env, STORE_MAXDBS);
+  if (!rc) rc = mdb_env_set_maxreaders(s->env, readers);
+  if (!rc) rc = mdb_env_set_mapsize(s->env, s->map_bytes);
+  /* Read transactions are per call and may run on any thread (NOTLS);
+   * lookups are random, so readahead only wastes the page cache. */
+  if (!rc) rc = mdb_env_open(s->env, s->dir, MDB_NOTLS | MDB_NORDAHEAD, 0644);
+  if (rc) return store_err(s, rc, "mdb_env_open");
+  /* The layout of long keys is fixed by STORE_KEY_LIMIT, not by the
+   * build, so that a store moves between LMDB builds. */
+  int key_max = mdb_env_get_maxkeysize(s->env);
+  if (key_max < (int)STORE_KEY_LIMIT) {
+    log_error(s->log, "store %s: this LMDB takes keys of %d bytes, the "
+              "format needs %u", s->dir, key_max, STORE_KEY_LIMIT);
+    return CAIRN_EVERFMT;
+  }
+  int dead = 0;
+  rc = mdb_reader_check(s->env, &dead);
+  if (rc) return store_err(s, rc, "mdb_reader_check");
+  if (dead)
+    log_info(s->log, "store %s: cleared %d stale reader%s", s->dir, dead,
+             dead == 1 ? "" : "s");
+  /* An existing store may be larger than asked for: LMDB keeps its size. */
+  MDB_envinfo ei;
+  mdb_env_info(s->env, &ei);
+  s->map_bytes = ei.me_mapsize;
+  return 0;
+}
+
+static int dbs_open(struct store *s) {
+  MDB_txn *txn;
+  int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+  if (rc) return store_err(s, rc, "begin");
+  rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &s->meta);
+  if (!rc) rc = mdb_dbi_open(txn, "data", MDB_CREATE, &s->data);
+  if (!rc) rc = mdb_dbi_open(txn, "expiry", MDB_CREATE, &s->expiry);
+  if (rc) {
+    mdb_txn_abort(txn);
+    return store_err(s, rc, "mdb_dbi_open");
+  }
+  rc = meta_load(s, txn);
+  if (rc) {
+    mdb_txn_abort(txn);
+    return rc;
+  }
+  rc = mdb_txn_commit(txn);
+  return rc ? store_err(s, rc, "commit") : 0;
+}
+
+int store_open(const struct store_config *cfg, struct store **out) {
+  cairn_assert(cfg && cfg->dir && out);
+  struct store *s = calloc(1, sizeof *s);
+  if (!s) return CAIRN_ENOMEM;
+  s->log = cfg->log;
+  s->dir = strdup(cfg->dir);
+  if (!s->dir || locks_init(s) != 0) {
+    free(s->dir);
+    free(s);
+    return CAIRN_ENOMEM;
+  }
+  s->map_bytes_max = cfg->map_bytes_max ? cfg->map_bytes_max
+                                        : STORE_MAP_MAX_DEFAULT;
+  s->map_bytes = cfg->map_bytes ? cfg->map_bytes : STORE_MAP_DEFAULT;
+  s->map_bytes = MIN(s->map_bytes, s->map_bytes_max);
+  int rc = env_open(s, cfg);
+  if (!rc) rc = dbs_open(s);
+  if (rc) {
+    store_close(s);
+    return rc;
+  }
+  *out = s;
+  return 0;
+}
+
+/* No transaction may be open (a store_txn is a bug; read ones never are). */
+void store_close(struct store *s) {
+  if (!s) return;
+  if (s->env) mdb_env_close(s->env);
+  pthread_mutex_destroy(&s->write_mu);
+  pthread_rwlock_destroy(&s->map_lock);
+  free(s->dir);
+  free(s);
+}
+
+uint64_t store_ckpt_lsn(struct store *s) {
+  return __atomic_load_n(&s->ckpt_lsn, __ATOMIC_ACQUIRE);
+}
+
+uint64_t store_epoch(struct store *s) {
+  return __atomic_load_n(&s->epoch, __ATOMIC_ACQUIRE);
+}
+
+size_t store_klen_max(const struct store *s, size_t ns_len) {
+  (void)s;
+  cairn_assert(ns_len >= 1 && ns_len <= NS_NAME_MAX);
+  return short_klen_max(ns_len);
+}
+
+/* ------------------------------------------------------------------------
+ * Reading: one short read transaction per call.
+ * --------------------------------------------------------------------- */
+
+static int read_begin(struct store *s, MDB_txn **txn) {
+  pthread_rwlock_rdlock(&s->map_lock);
+  int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, txn);
+  if (rc) {
+    pthread_rwlock_unlock(&s->map_lock);
+    return store_err(s, rc, "begin read");
+  }
+  return 0;
+}
+
+static void read_end(struct store *s, MDB_txn *txn) {
+  mdb_txn_abort(txn);
+  pthread_rwlock_unlock(&s->map_lock);
+}
+
+/* Copy v's borrowed data into a NUL-terminated malloc'd buffer. */
+static int val_own(struct store_val *v) {
+  void *copy = malloc(v->len + 1);
+  if (!copy) return CAIRN_ENOMEM;
+  if (v->len) memcpy(copy, v->data, v->len);
+  ((char *)copy)[v->len] = '\0';
+  v->data = copy;
+  return 0;
+}
+
+int store_get(struct store *s, const char *ns, size_t ns_len,
+              unsigned shard, uint32_t h32, const void *key, size_t klen,
+              struct store_val *out, uint64_t *ckpt_lsn) {
+  cairn_assert(s && out && klen >= 1);
+  if (klen > KEY_MAX) return CAIRN_ENOTFOUND; /* never stored */
+  uint8_t kb[STORE_KEY_BUF];
+  struct dkey dk = {ns, ns_len, shard, h32, key, klen};
+  MDB_val k = {.mv_size = dkey_encode(kb, &dk), .mv_data = kb}, d;
+  MDB_txn *txn;
+  int rc = read_begin(s, &txn);
+  if (rc) return rc;
+  uint64_t lsn = 0;
+  if (ckpt_lsn) rc = meta_get_u64(s, txn, "ckpt_lsn", &lsn);
+  if (!rc) {
+    int mrc = mdb_get(txn, s->data, &k, &d);
+    rc = mrc == MDB_NOTFOUND ? CAIRN_ENOTFOUND
+         : mrc               ? store_err(s, mrc, "get")
+                             : 0;
+  }
+  struct sval sv;
+  if (!rc) rc = val_decode(s, d.mv_data, d.mv_size, &sv);
+  if (!rc) rc = val_holds(s, &sv, ns_len, key, klen);
+  if (!rc) rc = val_own(&sv.v);
+  read_end(s, txn);
+  if (rc) return rc;
+  *out = sv.v;
+  if (ckpt_lsn) *ckpt_lsn = lsn;
+  return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Writing: applying one operation.  These return raw LMDB codes, so that
+ * MDB_MAP_FULL reaches the growth logic.
+ * --------------------------------------------------------------------- */
+
+enum { OP_PUT = 1, OP_DEL = 2 };
+
+/* One applied operation, kept to be re-applied after a map resize. */
+struct redo_op {
+  int kind;
+  size_t klen, vlen;
+  uint8_t *buf; /* data key, then the encoded value (OP_PUT) or the long
+                   key a stand-in names (OP_DEL of a long key; else none) */
+};
+
+struct store_txn {
+  struct store *s;
+  MDB_txn *txn;  /* NULL once LMDB has freed it */
+  int err;       /* the error that killed the txn; sticky */
+  struct redo_op *ops;
+  size_t nops, cap;
+};
+
+/* Read the value stored under dk: 0, MDB_NOTFOUND or MDB_CORRUPTED. */
+static int old_get(struct store_txn *t, MDB_val *dk, struct sval *old) {
+  MDB_val d;
+  int rc = mdb_get(t->txn, t->s->data, dk, &d);
+  if (rc) return rc;
+  return val_decode(t->s, d.mv_data, d.mv_size, old) ? MDB_CORRUPTED : 0;
+}
+
+/* Drop the expiry-index entry of old, the value stored under dk. */
+static int expiry_unlink(struct store_txn *t, MDB_val *dk,
+                         const struct store_val *old) {
+  int64_t deadline = val_deadline(old);
+  if (!deadline) return 0;
+  uint8_t eb[STORE_KEY_BUF];
+  MDB_val ek = ekey_make(eb, deadline, dk);
+  int rc = mdb_del(t->txn, t->s->expiry, &ek, NULL);
+  return rc == MDB_NOTFOUND ? 0 : rc; /* an index gap is left as it is */
+}
+
+static int apply_put(struct store_txn *t, const struct redo_op *op) {
+  struct store *s = t->s;
+  MDB_val k = {.mv_size = op->klen, .mv_data = op->buf};
+  MDB_val d = {.mv_size = op->vlen, .mv_data = op->buf + op->klen};
+  struct sval old, sv;
+  int rc = old_get(t, &k, &old);
+  if (!rc) rc = expiry_unlink(t, &k, &old.v);
+  if (rc && rc != MDB_NOTFOUND) return rc;
+  int bad = val_decode(s, d.mv_data, d.mv_size, &sv); /* we encoded it */
+  cairn_assert(!bad);
+  rc = mdb_put(t->txn, s->data, &k, &d, 0);
+  int64_t deadline = val_deadline(&sv.v);
+  if (rc || !deadline) return rc;
+  uint8_t eb[STORE_KEY_BUF];
+  MDB_val ek = ekey_make(eb, deadline, &k), empty = {0, NULL};
+  return mdb_put(t->txn, s->expiry, &ek, &empty, 0);
+}
+
+/* A long key's delete leaves alone another key with the same stand-in. */
+static int apply_del(struct store_txn *t, const struct redo_op *op) {
+  MDB_val k = {.mv_size = op->klen, .mv_data = op->buf};
+  struct sval old;
+  int rc = old_get(t, &k, &old);
+  if (rc == MDB_NOTFOUND) return 0;
+  if (rc) return rc;
+  if (op->vlen && (old.klen != op->vlen ||
+                   memcmp(old.key, op->buf + op->klen, op->vlen) != 0))
+    return 0;
+  rc = expiry_unlink(t, &k, &old.v);
+  if (rc) return rc;
+  return mdb_del(t->txn, t->s->data, &k, NULL);
+}
+
+static int apply_op(struct store_txn *t, const void *arg) {
+  const struct redo_op *op = arg;
+  return op->kind == OP_PUT ? apply_put(t, op) : apply_del(t, op);
+}
+
+/* ------------------------------------------------------------------------
+ * Writing: growth and retry.
+ * --------------------------------------------------------------------- */
+
+/* The txn ran out of map: drop it, double the map and begin a new one. */
+static int txn_grow(struct store_txn *t) {
+  struct store *s = t->s;
+  if (t->txn) mdb_txn_abort(t->txn);
+  t->txn = NULL;
+  uint64_t old = s->map_bytes;
+  if (old >= s->map_bytes_max) {
+    log_error(s->log, "store %s: map full at its limit of %llu bytes",
+              s->dir, (unsigned long long)s->map_bytes_max);
+    return CAIRN_EFULL;
+  }
+  uint64_t size = old > s->map_bytes_max / 2 ? s->map_bytes_max : old * 2;
+  pthread_rwlock_wrlock(&s->map_lock); /* no read txn may be open */
+  int rc = mdb_env_set_mapsize(s->env, size);
+  MDB_envinfo ei;
+  mdb_env_info(s->env, &ei);
+  pthread_rwlock_unlock(&s->map_lock);
+  if (rc) return store_err(s, rc, "mdb_env_set_mapsize");
+  s->map_bytes = ei.me_mapsize;
+  log_info(s->log, "store %s: map grown from %llu to %llu bytes", s->dir,
+           (unsigned long long)old, (unsigned long long)s->map_bytes);
+  rc = mdb_txn_begin(s->env, NULL, 0, &t->txn);
+  if (rc) {
+    t->txn = NULL;
+    return store_err(s, rc, "begin");
+  }
+  return 0;
+}
+
+static int txn_replay(struct store_txn *t) {
+  for (size_t i = 0; i < t->nops; i++) {
+    int rc = apply_op(t, &t->ops[i]);
+    if (rc) return rc;
+  }
+  return 0;
+}
+
+/* Run step in the txn, growing the map and rebuilding the txn as often as
+ * needed.  Bounded: each pass doubles the map or fails at the cap.  Any
+ * failure kills the txn. */
+static int txn_run(struct store_txn *t,
+                   int (*step)(struct store_txn *, const void *),
+                   const void *arg) {
+  if (t->err) return t->err;
+  int rc = step(t, arg);
+  while (rc == MDB_MAP_FULL) {
+    int err = txn_grow(t);
+    if (err) return t->err = err;
+    rc = txn_replay(t);
+    if (!rc) rc = step(t, arg);
+  }
+  if (rc) return t->err = store_err(t->s, rc, "write");
+  return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Writing: the transaction.
+ * --------------------------------------------------------------------- */
+
+int store_begin(struct store *s, struct store_txn **out) {
+  cairn_assert(s && out);
+  struct store_txn *t = calloc(1, sizeof *t);
+  if (!t) return CAIRN_ENOMEM;
+  t->s = s;
+  pthread_mutex_lock(&s->write_mu);
+  int rc = mdb_txn_begin(s->env, NULL, 0, &t->txn);
+  if (rc) {
+    pthread_mutex_unlock(&s->write_mu);
+    free(t);
+    return store_err(s, rc, "begin");
+  }
+  *out = t;
+  return 0;
+}
+
+/* Build op (copies of key and value) and make room to keep it. */
+static int op_make(struct store_txn *t, struct redo_op *op, int kind,
+                   const struct dkey *dk, const struct store_val *v) {
+  if (t->nops == t->cap) {
+    size_t cap = t->cap ? t->cap * 2 : 64;
+    struct redo_op *ops = realloc(t->ops, cap * sizeof *ops);
+    if (!ops) return CAIRN_ENOMEM;
+    t->ops = ops;
+    t->cap = cap;
+  }
+  size_t lklen = key_is_long(dk->ns_len, dk->klen) ? dk->klen : 0;
+  op->kind = kind;
+  op->klen = dkey_len(dk);
+  op->vlen = v ? val_len(v, lklen) : lklen;
+  op->buf = malloc(op->klen + op->vlen);
+  if (!op->buf) return CAIRN_ENOMEM;
+  dkey_encode(op->buf, dk);
+  if (v)
+    val_encode(op->buf + op->klen, v, dk->key, lklen);
+  else if (lklen)
+    memcpy(op->buf + op->klen, dk->key, lklen);
+  return 0;
+}
+
+/* Refuse to put a long key whose stand-in holds another key (a 64-bit
+ * hash collision between keys sharing their first bytes): overwriting it
+ * would lose that key.  Nothing is applied; the txn lives on. */
+static int put_check(struct store_txn *t, const struct dkey *dk) {
+  if (!key_is_long(dk->ns_len, dk->klen)) return 0;
+  uint8_t kb[STORE_KEY_BUF];
+  MDB_val k = {.mv_size = dkey_encode(kb, dk), .mv_data = kb};
+  struct sval old;
+  if (old_get(t, &k, &old) != 0 || !old.key ||
+      (old.klen == dk->klen && memcmp(old.key, dk->key, dk->klen) == 0))
+    return 0; /* a missing or malformed old value is apply_put's concern */
+  log_error(t->s->log, "store %s: a key of %zu bytes has the stand-in of "
+            "another one of %zu bytes; not stored", t->s->dir, dk->klen,
+            old.klen);
+  return CAIRN_EINVAL;
+}
+
+/* Apply and keep one operation. */
+static int txn_do(struct store_txn *t, int kind, const struct dkey *dk,
+                  const struct store_val *v) {
+  if (t->err) return t->err;
+  if (dk->klen > KEY_MAX) {
+    log_error(t->s->log, "store %s: key of %zu bytes is over the limit of %u",
+              t->s->dir, dk->klen, KEY_MAX);
+    return CAIRN_EINVAL;
+  }
+  if (kind == OP_PUT) {
+    int rc = put_check(t, dk);
+    if (rc) return rc;
+  }
+  struct redo_op op = {0};
+  int rc = op_make(t, &op, kind, dk, v);
+  if (!rc) rc = txn_run(t, apply_op, &op);
+  if (rc) {
+    free(op.buf);
+    return t->err = rc;
+  }
+  t->ops[t->nops++] = op;
+  return 0;
+}
+
+int store_put(struct store_txn *t, const char *ns, size_t ns_len,
+              unsigned shard, uint32_t h32, const void *key, size_t klen,
+              const struct store_val *v) {
+  cairn_assert(t && v && klen >= 1 && v->len <= VALUE_MAX);
+  struct dkey dk = {ns, ns_len, shard, h32, key, klen};
+  return txn_do(t, OP_PUT, &dk, v);
+}
+
+int store_del(struct store_txn *t, const char *ns, size_t ns_len,
+              unsigned shard, uint32_t h32, const void *key, size_t klen) {
+  cairn_assert(t && klen >= 1);
+  struct dkey dk = {ns, ns_len, shard, h32, key, klen};
+  if (klen > KEY_MAX) return t->err; /* never stored */
+  return txn_do(t, OP_DEL, &dk, NULL);
+}
+
+struct commit_arg {
+  uint64_t ckpt_lsn, epoch;
+};
+
+static int step_commit(struct store_txn *t, const void *arg) {
+  const struct commit_arg *c = arg;
+  int rc = meta_put_u64(t->s, t->txn, "ckpt_lsn", c->ckpt_lsn);
+  if (!rc) rc = meta_put_u64(t->s, t->txn, "epoch", c->epoch);
+  if (rc) return rc;
+  rc = mdb_txn_commit(t->txn);
+  t->txn = NULL; /* freed by LMDB whether or not it committed */
+  return rc;
+}
+
+int store_commit(struct store_txn *t, uint64_t ckpt_lsn, uint64_t epoch) {
+  cairn_assert(t);
+  struct store *s = t->s;
+  struct commit_arg c = {ckpt_lsn, epoch};
+  int rc = txn_run(t, step_commit, &c);
+  if (!rc) {
+    __atomic_store_n(&s->ckpt_lsn, ckpt_lsn, __ATOMIC_RELEASE);
+    __atomic_store_n(&s->epoch, epoch, __ATOMIC_RELEASE);
+  }
+  store_abort(t);
+  return rc;
+}
+
+void store_abort(struct store_txn *t) {
+  if (!t) return;
+  if (t->txn) mdb_txn_abort(t->txn);
+  for (size_t i = 0; i < t->nops; i++) free(t->ops[i].buf);
+  free(t->ops);
+  pthread_mutex_unlock(&t->s->write_mu);
+  free(t);
+}
+
+/* ------------------------------------------------------------------------
+ * Iterating.
+ * --------------------------------------------------------------------- */
+
+/* Whether cursor key k lies in the walk's range: the prefix (ns, shard)
+ * of pb (plen bytes: prefix + h32) and h32 < until.  Sets *h32. */
+static bool walk_in_range(const MDB_val *k, const uint8_t *pb, size_t plen,
+                          uint64_t until, uint32_t *h32) {
+  if (k->mv_size < plen || memcmp(k->mv_data, pb, plen - 4) != 0) return false;
+  *h32 = get_be32((const uint8_t *)k->mv_data + plen - 4);
+  return *h32 < until;
+}
+
+struct walk {
+  struct store *s;
+  const uint8_t *pb; /* prefix (ns, shard, h32 = from) */
+  size_t plen;
+  unsigned shard;
+  uint64_t until;
+  size_t max;
+  store_visit_fn fn;
+  void *arg;
+};
+
+/* The cursor loop of store_walk; returns an LMDB code or a CAIRN one. */
+static int walk_loop(const struct walk *w, MDB_cursor *cur, uint64_t *next) {
+  MDB_val k = {.mv_size = w->plen, .mv_data = (void *)w->pb}, d;
+  size_t n = 0;
+  uint32_t h32, group = 0;
+  bool stop = false;
+  int rc = mdb_cursor_get(cur, &k, &d, MDB_SET_RANGE);
+  *next = w->until;
+  for (; rc == 0; rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT)) {
+    if (!walk_in_range(&k, w->pb, w->plen, w->until, &h32)) break;
+    if (stop || (n >= w->max && (n == 0 || h32 != group))) {
+      *next = h32;
+      break;
+    }
+    struct dkey dk;
+    struct store_val v;
+    int err = entry_decode(w->s, &k, &d, &dk, &v);
+    if (err) return err;
+    stop = w->fn(w->arg, w->shard, h32, dk.key, dk.klen, &v) != 0;
+    n++;
+    group = h32;
+  }
+  return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+int store_walk(struct store *s, const char *ns, size_t ns_len,
+               unsigned shard, uint64_t from, uint64_t until, size_t max,
+               store_visit_fn fn, void *arg, uint64_t *next) {
+  cairn_assert(s && fn && next && until <= (1ull << 32));
+  if (from >= until) {
+    *next = until;
+    return 0;
+  }
+  uint8_t pb[STORE_KEY_BUF];
+  struct dkey dk = {ns, ns_len, shard, (uint32_t)from, NULL, 0};
+  struct walk w = {s, pb, dkey_encode(pb, &dk), shard, until, max, fn, arg};
+  MDB_txn *txn;
+  MDB_cursor *cur;
+  int rc = read_begin(s, &txn);
+  if (rc) return rc;
+  rc = mdb_cursor_open(txn, s->data, &cur);
+  if (rc) {
+    read_end(s, txn);
+    return store_err(s, rc, "cursor");
+  }
+  uint64_t resume;
+  rc = walk_loop(&w, cur, &resume);
+  mdb_cursor_close(cur);
+  read_end(s, txn);
+  if (rc == CAIRN_ECORRUPT) return rc;
+  if (rc) return store_err(s, rc, "walk");
+  *next = resume;
+  return 0;
+}
+
+/* The full key of the expiry entry ek (holding the deadline and the data
+ * key): a long one is read from its data entry.  Pointers into the map. */
+static int due_key(struct store *s, MDB_txn *txn, const MDB_val *ek,
+                   struct dkey *dk, int64_t *deadline) {
+  const uint8_t *p = ek->mv_data;
+  bool is_long;
+  if (ek->mv_size < EKEY_PREFIX ||
+      dkey_decode(p + EKEY_PREFIX, ek->mv_size - EKEY_PREFIX, dk,
+                  &is_long) != 0 ||
+      get_be64(p) > INT64_MAX) {
+    log_error(s->log, "store %s: malformed key in \"expiry\"", s->dir);
+    return CAIRN_ECORRUPT;
+  }
+  *deadline = (int64_t)get_be64(p);
+  if (!is_long) return 0;
+  MDB_val k = {.mv_size = ek->mv_size - EKEY_PREFIX,
+               .mv_data = (void *)(p + EKEY_PREFIX)}, d;
+  struct store_val v;
+  int rc = mdb_get(txn, s->data, &k, &d);
+  if (rc == MDB_NOTFOUND) {
+    log_error(s->log, "store %s: an entry in \"expiry\" names a long key "
+              "missing from \"data\"", s->dir);
+    return CAIRN_ECORRUPT;
+  }
+  if (rc) return store_err(s, rc, "due");
+  return entry_decode(s, &k, &d, dk, &v);
+}
+
+static int due_loop(struct store *s, MDB_txn *txn, MDB_cursor *cur,
+                    int64_t now, size_t max, store_due_fn fn, void *arg) {
+  MDB_val k, d;
+  int rc = mdb_cursor_get(cur, &k, &d, MDB_FIRST);
+  for (size_t n = 0; rc == 0 && n < max; n++) {
+    struct dkey dk;
+    int64_t deadline;
+    int err = due_key(s, txn, &k, &dk, &deadline);
+    if (err) return err;
+    if (deadline > now) break;
+    if (fn(arg, dk.ns, dk.ns_len, dk.key, dk.klen, deadline)) break;
+    rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT);
+  }
+  return rc == 0 || rc == MDB_NOTFOUND ? 0 : store_err(s, rc, "due");
+}
+
+int store_due(struct store *s, int64_t now, size_t max, store_due_fn fn,
+              void *arg) {
+  cairn_assert(s && fn);
+  MDB_txn *txn;
+  MDB_cursor *cur;
+  int rc = read_begin(s, &txn);
+  if (rc) return rc;
+  rc = mdb_cursor_open(txn, s->expiry, &cur);
+  if (rc) {
+    read_end(s, txn);
+    return store_err(s, rc, "cursor");
+  }
+  rc = due_loop(s, txn, cur, now, max, fn, arg);
+  mdb_cursor_close(cur);
+  read_end(s, txn);
+  return rc;
+}
+
+int store_stats(struct store *s, struct store_stats *out) {
+  cairn_assert(s && out);
+  MDB_txn *txn;
+  int rc = read_begin(s, &txn);
+  if (rc) return rc;
+  MDB_stat data, exp, env;
+  MDB_envinfo ei;
+  rc = mdb_stat(txn, s->data, &data);
+  if (!rc) rc = mdb_stat(txn, s->expiry, &exp);
+  if (!rc) rc = mdb_env_stat(s->env, &env);
+  if (!rc) rc = mdb_env_info(s->env, &ei);
+  read_end(s, txn);
+  if (rc) return store_err(s, rc, "stat");
+  out->entries = data.ms_entries;
+  out->expiry_index = exp.ms_entries;
+  out->map_bytes = ei.me_mapsize;
+  out->used_bytes = ((uint64_t)ei.me_last_pgno + 1) * env.ms_psize;
+  return 0;
+}

@@ -1,0 +1,197 @@
+/*
+ * store.h - the checkpointed state in LMDB.  The only module that
+ * includes <lmdb.h>.
+ *
+ * The environment lives in DIR/lmdb/ and holds three named databases:
+ *
+ *   "meta"    "format" -> u32 STORE_FORMAT; "ckpt_lsn" -> u64: every record
+ *             up to this LSN is reflected here, none after; "epoch" -> u64
+ *   "data"    data key -> stored value (below)
+ *   "expiry"  u64 deadline (big-endian) + data key -> empty: each entry
+ *             with a lifespan or max-idle appears here once, under the
+ *             deadline its stored value gives
+ *
+ * Data key (sorts by namespace, then shard, then h32, then key: the same
+ * order as the memory table, so scans can merge the two):
+ *   u8 ns_len, ns bytes, u8 shard, u32 h32 big-endian, key part
+ * Every data key is at most DKEY_MAX = 511 - 8 = 503 bytes, so that it
+ * fits LMDB's key limit (511 bytes, fixed by the format, whatever the
+ * build allows) with the expiry key's 8-byte deadline in front.  With
+ * S = 503 - 6 - ns_len - 1 (store_klen_max):
+ *   - a key of klen <= S bytes is its own key part (klen bytes);
+ *   - a longer key ("long key", up to CAIRN_KEY_MAX bytes) is replaced by
+ *     a stand-in of exactly S + 1 bytes (the data key is then 503 bytes):
+ *       key[0..P)  with P = S - 8: the key's first bytes
+ *       u8 0xff    marker
+ *       u64 XXH3-64 of the whole key, big-endian
+ * So a key part of S + 1 bytes is a stand-in (its marker must be 0xff),
+ * one of 1..S bytes is a key, and anything longer is corrupt.  Keys
+ * sharing an h32 may sort differently than the memory table orders them;
+ * the (shard, h32) order is what scans rely on.
+ *
+ * Stored value (little-endian):
+ *   off size field
+ *     0    8 version        LSN of the last write
+ *     8    8 expire_at_ms   lifespan end, 0: none
+ *    16    8 max_idle_ms    0: none
+ *    24    8 last_access_ms last access known at checkpoint time
+ *    32    1 type           REC_T_*
+ *    33    1 flags          STORE_VF_LONGKEY or 0; other bits 0
+ *    34    2 reserved       0
+ *    36      if STORE_VF_LONGKEY: u32 klen, then the whole key (klen bytes,
+ *            S < klen <= CAIRN_KEY_MAX); a long key's value must have the
+ *            flag, any other value must not, and the key must be the one
+ *            the stand-in was made from
+ *            then the value bytes (the rest)
+ * The deadline of an entry is min(expire_at, last_access + max_idle).
+ *
+ * Integers in keys are big-endian so that LMDB's memcmp order is numeric.
+ *
+ * Concurrency: any number of threads may call the read functions at once;
+ * one thread at a time writes through a store_txn, and the thread that
+ * began it ends it.  Read transactions are short (one call each): none is
+ * kept open across calls, so none blocks LMDB's page reuse.  Callbacks
+ * (store_walk, store_due) run inside a read transaction and must not call
+ * back into the store: a map resize waiting for them would deadlock.
+ *
+ * Keys: any key of 1..CAIRN_KEY_MAX bytes is accepted by every function.
+ * Keys over store_klen_max() bytes take the long form above: a lookup
+ * reads the full key back from the value and compares it, so two long
+ * keys with the same stand-in (the same first P bytes and XXH3-64) never
+ * read as each other; store_put refuses the second one.
+ */
+#ifndef CAIRN_STORE_H
+#define CAIRN_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "log.h"
+
+#define STORE_FORMAT 2u
+#define STORE_VAL_HDR 36u
+#define STORE_VF_LONGKEY 0x01u /* value byte 33: the value carries its key */
+
+struct store;
+
+struct store_config {
+  const char *dir;          /* the environment's directory (created) */
+  uint64_t map_bytes;       /* initial map size; grows by itself */
+  uint64_t map_bytes_max;   /* growth stops here: writes get CAIRN_EFULL */
+  unsigned max_readers;     /* reader table size */
+  const struct logger *log;
+};
+
+/* Open (creating if needed) the environment, size the reader table and
+ * clear stale readers (mdb_reader_check, logging how many).
+ * Errors: CAIRN_EVERFMT (another format), CAIRN_ECORRUPT, CAIRN_ENOMEM,
+ * CAIRN_EIO, -errno. */
+int store_open(const struct store_config *cfg, struct store **out);
+void store_close(struct store *s); /* NULL is fine */
+
+/* The checkpoint LSN and epoch recorded by the last committed checkpoint
+ * (0 and 0 for a new store). */
+uint64_t store_ckpt_lsn(struct store *s);
+uint64_t store_epoch(struct store *s);
+
+/* The longest key stored as itself in a namespace of ns_len bytes
+ * (496 - ns_len): longer ones take the long form.  Informational: every
+ * function takes keys up to CAIRN_KEY_MAX. */
+size_t store_klen_max(const struct store *s, size_t ns_len);
+
+/* A value read from the store.  data is malloc'd, owned by the caller. */
+struct store_val {
+  uint64_t version;
+  int64_t expire_at_ms;
+  uint64_t max_idle_ms;
+  int64_t last_access_ms;
+  uint8_t type;
+  void *data;
+  size_t len;
+};
+
+/* store_get - look key up (one LMDB lookup).  *ckpt_lsn (if not NULL) gets
+ * the checkpoint LSN of the snapshot the lookup read, so the caller can
+ * tell whether a checkpoint committed meanwhile.
+ * Returns 0, CAIRN_ENOTFOUND, CAIRN_ECORRUPT (a malformed stored value),
+ * CAIRN_ENOMEM or CAIRN_EIO.  A key over CAIRN_KEY_MAX is not found. */
+int store_get(struct store *s, const char *ns, size_t ns_len,
+              unsigned shard, uint32_t h32, const void *key, size_t klen,
+              struct store_val *out, uint64_t *ckpt_lsn);
+
+/* ------------------------------------------------------------------------
+ * Writing: one transaction per checkpoint.
+ * --------------------------------------------------------------------- */
+
+struct store_txn;
+
+/* Begin the one write transaction.  Errors: CAIRN_EIO, CAIRN_ENOMEM. */
+int store_begin(struct store *s, struct store_txn **out);
+
+/* Put or delete an entry, keeping the expiry index in step (the old
+ * entry's deadline is read from the stored value).  A delete of a missing
+ * key is not an error (nor is deleting a long key whose stand-in holds
+ * another key: that one stays).  Errors: CAIRN_EFULL (the map is at
+ * map_bytes_max), CAIRN_ECORRUPT (the old stored value is malformed),
+ * CAIRN_ENOMEM, CAIRN_EIO; after these only store_abort is allowed
+ * (further calls return that error).  store_put also returns CAIRN_EINVAL,
+ * with a log line, for klen over CAIRN_KEY_MAX or for a long key whose
+ * stand-in already holds a different key (a 64-bit hash collision of two
+ * keys sharing their first bytes); that puts nothing and the txn lives on.
+ * A full map below the limit is grown inside these calls: the txn is
+ * rebuilt from copies of everything it applied, so a txn holds that much
+ * memory until it ends. */
+int store_put(struct store_txn *t, const char *ns, size_t ns_len,
+              unsigned shard, uint32_t h32, const void *key, size_t klen,
+              const struct store_val *v);
+int store_del(struct store_txn *t, const char *ns, size_t ns_len,
+              unsigned shard, uint32_t h32, const void *key, size_t klen);
+
+/* Record ckpt_lsn and epoch, and commit (LMDB fsyncs on commit).
+ * Errors: CAIRN_EFULL, CAIRN_EIO.  The txn is freed either way. */
+int store_commit(struct store_txn *t, uint64_t ckpt_lsn, uint64_t epoch);
+void store_abort(struct store_txn *t);
+
+/* ------------------------------------------------------------------------
+ * Iterating.
+ * --------------------------------------------------------------------- */
+
+/* Called per entry with the full key (long ones too); key and data valid
+ * only during the call.  Return 0 to go on, 1 to stop. */
+typedef int (*store_visit_fn)(void *arg, unsigned shard, uint32_t h32,
+                              const void *key, size_t klen,
+                              const struct store_val *v /* data borrowed */);
+
+/* Visit the entries of namespace ns in (shard, h32) order (inside one
+ * h32 in data-key order, which is not the keys' own order once one is
+ * long), starting at (shard, h32 >= from) and ending before (shard,
+ * h32 >= until), where until <= 2^32.  Visits at most max entries, but
+ * never stops inside a group sharing one h32 (it finishes the group); max
+ * 0 visits nothing.
+ * If fn returns 1 the walk stops at once.  *next gets the h32 at which to
+ * resume in this shard: that of the first entry not visited (until if the
+ * range is done); after a stop by fn inside a group, resuming there visits
+ * the start of that group again.
+ * Returns 0, CAIRN_ECORRUPT (a malformed entry), CAIRN_EIO. */
+int store_walk(struct store *s, const char *ns, size_t ns_len,
+               unsigned shard, uint64_t from, uint64_t until, size_t max,
+               store_visit_fn fn, void *arg, uint64_t *next);
+
+/* Visit entries whose deadline is <= now, in deadline order, at most max.
+ * fn gets the namespace and the full key (borrowed; a long key costs one
+ * more lookup); returning 1 stops.
+ * Returns 0, CAIRN_ECORRUPT, CAIRN_EIO. */
+typedef int (*store_due_fn)(void *arg, const char *ns, size_t ns_len,
+                            const void *key, size_t klen, int64_t deadline);
+int store_due(struct store *s, int64_t now, size_t max, store_due_fn fn,
+              void *arg);
+
+struct store_stats {
+  uint64_t entries;      /* in "data" */
+  uint64_t map_bytes;    /* current map size */
+  uint64_t used_bytes;   /* pages in use */
+  uint64_t expiry_index; /* entries in "expiry" */
+};
+int store_stats(struct store *s, struct store_stats *out);
+
+#endif /* CAIRN_STORE_H */
