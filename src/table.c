@@ -44,8 +44,28 @@ static const uint8_t key_off[4] = {20, 28, 40, 48};
 static const uint8_t expire_off[4] = {0, 20, 0, 24};
 static const uint8_t idle_off[4] = {0, 0, 24, 32}; /* last_access at +8 */
 
+/* klen_flags is read with relaxed atomic loads because readers set
+ * ENTRY_F_REF in it under a shared lock; on x86 these are plain loads. */
+static inline uint32_t kf_load(const struct entry *e) {
+  return __atomic_load_n(&e->klen_flags, __ATOMIC_RELAXED);
+}
+
+void entry_ref(struct entry *e) {
+  uint32_t bit = ENTRY_F_REF << ENTRY_KLEN_BITS;
+  /* Read first: most reads find the mark set and write nothing. */
+  if (!(kf_load(e) & bit))
+    __atomic_fetch_or(&e->klen_flags, bit, __ATOMIC_RELAXED);
+}
+
+int entry_unref(struct entry *e) {
+  uint32_t bit = ENTRY_F_REF << ENTRY_KLEN_BITS;
+  if (!(kf_load(e) & bit)) return 0;
+  __atomic_fetch_and(&e->klen_flags, ~bit, __ATOMIC_RELAXED);
+  return 1;
+}
+
 static inline unsigned opt_of(const struct entry *e) {
-  return (e->klen_flags >> ENTRY_KLEN_BITS) & ENTRY_F_OPT;
+  return (kf_load(e) >> ENTRY_KLEN_BITS) & ENTRY_F_OPT;
 }
 
 static inline const unsigned char *entry_at(const struct entry *e,
@@ -103,7 +123,7 @@ const void *entry_key(const struct entry *e) {
 }
 
 size_t entry_klen(const struct entry *e) {
-  return e->klen_flags & ENTRY_KLEN_MASK;
+  return kf_load(e) & ENTRY_KLEN_MASK;
 }
 
 const void *entry_val(const struct entry *e) {
@@ -113,7 +133,7 @@ const void *entry_val(const struct entry *e) {
 size_t entry_vlen(const struct entry *e) { return e->vlen; }
 
 unsigned entry_flags(const struct entry *e) {
-  return e->klen_flags >> ENTRY_KLEN_BITS;
+  return kf_load(e) >> ENTRY_KLEN_BITS;
 }
 
 int64_t entry_expire_at(const struct entry *e) {

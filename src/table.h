@@ -40,6 +40,9 @@
 #define ENTRY_F_IDLE   0x2u /* uint64 max_idle_ms and an atomic uint64
                                last_access_ms follow (after expire_at) */
 #define ENTRY_F_MEMORY 0x4u /* written with MEMORY durability: not logged */
+#define ENTRY_F_TOMB   0x8u /* a deletion that LMDB may not know yet: the
+                               key is absent, whatever LMDB holds */
+#define ENTRY_F_REF    0x10u /* read since the eviction hand last passed */
 
 struct entry {
   uint32_t ver_lo, ver_hi; /* version: the LSN of the last write */
@@ -68,6 +71,10 @@ uint64_t entry_max_idle(const struct entry *e);   /* 0 none */
 int64_t entry_last_access(const struct entry *e);
 /* Safe under a read lock: a relaxed atomic store. */
 void entry_touch(struct entry *e, int64_t now_ms);
+/* Mark e recently used (CLOCK).  Safe under a read lock. */
+void entry_ref(struct entry *e);
+/* Clear e's mark and say whether it was set.  Under the write lock. */
+int entry_unref(struct entry *e);
 /* When the entry dies: min(expire_at, last_access + max_idle); 0 never. */
 int64_t entry_deadline(const struct entry *e);
 /* Bytes the entry holds, allocator overhead estimated. */

@@ -1418,6 +1418,91 @@ uint64_t wal_last_lsn(struct wal *w) {
   return lsn;
 }
 
+/* ------------------------------------------------------------------------
+ * Reading the live log back (the checkpointer).
+ * --------------------------------------------------------------------- */
+
+struct reader {
+  uint64_t from, upto, next; /* next: the LSN expected next */
+  wal_apply_fn fn;
+  void *arg;
+  struct scan sc;            /* for frame_at and its scratch */
+};
+
+/* Deliver the records of one segment that fall in (from, upto].  Returns
+ * 1 once upto is reached, 0 to go on with the next segment, or an error. */
+static int read_segment(struct reader *r, const char *dir, uint64_t seq) {
+  struct map m;
+  int rc = map_open(dir, seq, &m);
+  if (rc) return rc;
+  size_t off = 0;
+  for (;;) {
+    struct frame_hdr h;
+    const void *raw = NULL;
+    const char *why = NULL;
+    int at = frame_at(&r->sc, &m, off, &h, &raw, &why);
+    if (at < 0) { rc = at; break; }
+    /* Below upto every frame was written whole: anything else is damage. */
+    if (at != AT_VALID || (h.flags & FRAME_F_END)) {
+      rc = 0;
+      break;
+    }
+    if (r->next == 0) { /* the oldest frame: it must not start too late */
+      if (h.first_lsn > r->from + 1) { rc = 0; break; }
+      r->next = h.first_lsn;
+    }
+    if (h.first_lsn > r->next) { rc = 0; break; }
+    if (h.first_lsn == r->next) {
+      size_t pos = 0;
+      uint64_t lsn = h.first_lsn;
+      for (; lsn <= h.last_lsn && lsn <= r->upto && rc == 0; lsn++) {
+        struct rec rec;
+        rc = rec_decode(raw, h.raw_len, &pos, &rec);
+        if (rc == 0 && lsn > r->from) rc = r->fn(r->arg, lsn, &rec);
+      }
+      r->next = lsn;
+      if (rc || r->next > r->upto) { rc = rc ? rc : 1; break; }
+    }
+    off += frame_len(&h);
+  }
+  map_close(&m);
+  return rc;
+}
+
+int wal_read(struct wal *w, uint64_t from, uint64_t upto, wal_apply_fn fn,
+             void *arg) {
+  lock(&w->mu);
+  int ok = upto <= w->written_lsn;
+  unlock(&w->mu);
+  if (!ok) return CAIRN_EINVAL;
+  if (upto <= from) return 0;
+  /* The segments that may hold (from, upto]: a copy, since the log thread
+   * appends to the list; only wal_release removes from it, and that is
+   * the caller's own doing. */
+  lock(&w->seg_mu);
+  size_t n = w->nsegs;
+  struct seg_ent *segs = malloc(n * sizeof *segs);
+  if (segs) memcpy(segs, w->segs, n * sizeof *segs);
+  unlock(&w->seg_mu);
+  if (!segs) return CAIRN_ENOMEM;
+  struct reader r = {.from = from, .upto = upto, .next = 0, .fn = fn,
+                     .arg = arg};
+  int rc = 0;
+  for (size_t i = 0; i < n && rc == 0; i++) {
+    if (segs[i].last_lsn && segs[i].last_lsn <= from) continue;
+    rc = read_segment(&r, w->dir, segs[i].seq);
+  }
+  free(segs);
+  free(r.sc.scratch);
+  if (rc == 1) return 0;
+  if (rc == 0) {
+    log_error(w->log, "%s: the log does not hold LSNs %" PRIu64 " to %" PRIu64,
+              w->dir, r.next ? r.next : from + 1, upto);
+    return CAIRN_ECORRUPT;
+  }
+  return rc;
+}
+
 /* Retire segment seq: it becomes the spare if none is ready (saving an
  * allocation; its stale frames read as the end of the log), else goes.
  * seg_mu held. */

@@ -102,6 +102,14 @@ uint64_t wal_last_lsn(struct wal *w);
  * them.  Returns 0 or -errno. */
 int wal_release(struct wal *w, uint64_t lsn);
 
+/* wal_read - call fn for every record with from < LSN <= upto, in order,
+ * reading the segments back (the checkpointer's input).  upto must not be
+ * above the written LSN.  The caller must not run wal_release meanwhile.
+ * Errors: CAIRN_EINVAL, CAIRN_ECORRUPT (records missing or damaged),
+ * CAIRN_ENOMEM, -errno, or fn's. */
+int wal_read(struct wal *w, uint64_t from, uint64_t upto, wal_apply_fn fn,
+             void *arg);
+
 /* ------------------------------------------------------------------------
  * Reading a log directory without opening it for writing (tools, tests).
  * --------------------------------------------------------------------- */
