@@ -107,7 +107,17 @@ typedef struct cairn_options {
   cairn_durability durability; /* database default; FSYNC */
   uint32_t interval_ms;        /* INTERVAL's sync period; 1000 */
   uint64_t segment_bytes;      /* log segment size; 64 MiB, at least 1 MiB */
-  uint64_t max_memory;         /* memory budget in bytes; 0 = unbounded */
+  uint64_t max_memory;         /* memory budget in bytes; 0 = unbounded.
+                                  Entries written since the last
+                                  checkpoint always stay; beyond them,
+                                  memory holds the hottest clean entries
+                                  that fit, and the rest is read from
+                                  disk on demand */
+  uint64_t checkpoint_bytes;   /* checkpoint after this much log; 256 MiB */
+  uint32_t checkpoint_interval_ms; /* ... or after this long; 5 min */
+  uint64_t map_bytes_max;      /* the checkpoint store (LMDB) grows by
+                                  itself up to this size; then writes get
+                                  CAIRN_EFULL; 1 TiB */
   uint32_t group_max_bytes;    /* cap on the records in one flush; 4 MiB */
   uint32_t expire_tick_ms;     /* background expiry period; 100 */
   uint32_t expire_scan_max;    /* entries examined per tick; 20000 */
@@ -333,6 +343,14 @@ CAIRN_EXPORT int cairn_scan(cairn *db, const char *ns, const void *prefix,
  * return.  Errors: CAIRN_EIO, CAIRN_ECLOSING. */
 CAIRN_EXPORT int cairn_sync(cairn *db);
 
+/* cairn_checkpoint - bring the on-disk store (LMDB) up to the durable end
+ * of the log now, and wait for it.  Checkpoints also run by themselves
+ * (checkpoint_bytes, checkpoint_interval_ms, and at close), never stopping
+ * reads or writes.  A restart replays only the log after the last one.
+ * Errors: CAIRN_EFULL (the store reached map_bytes_max), CAIRN_EIO,
+ * CAIRN_ECORRUPT, CAIRN_ECLOSING. */
+CAIRN_EXPORT int cairn_checkpoint(cairn *db);
+
 /* The statistics type is `struct cairn_stats`: C does not allow a typedef
  * and a function to share the name cairn_stats. */
 struct cairn_stats {
@@ -350,6 +368,17 @@ struct cairn_stats {
   uint64_t log_segments;     /* segment files in the log directory */
   uint64_t recovered_records;/* records replayed by cairn_open */
   uint64_t truncated_bytes;  /* torn tail cut by cairn_open */
+  /* Checkpoints and memory. */
+  uint64_t checkpoint_lsn;   /* the store holds every write up to here */
+  uint64_t checkpoints;      /* checkpoints since open */
+  uint64_t checkpoint_ms;    /* duration of the last one */
+  uint64_t checkpoint_bytes; /* log bytes the last one covered */
+  uint64_t log_bytes_since_checkpoint;
+  uint64_t disk_entries;     /* entries in the store */
+  uint64_t mem_hits;         /* gets answered from memory */
+  uint64_t store_reads;      /* lookups that went to the store */
+  uint64_t evictions;        /* clean entries dropped for the budget */
+  uint64_t max_memory;       /* the budget, 0 if none */
   int uring;                 /* 1 if the log uses io_uring */
   int readonly;              /* 1 after a fatal log error */
 };

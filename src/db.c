@@ -1,22 +1,17 @@
 /*
- * db.c - the public API: namespaces, reads and writes over the table and
- * the log, recovery, and background expiry.
- *
- * A write, in order:
- *   1. reserve room in the log buffer (may wait for a flush; no lock held),
- *   2. take the shard's write lock and check the write's condition,
- *   3. change the table and append the record: the LSN is the new version,
- *      and LSN order matches the order of the shard lock, so the log and
- *      the table agree on the order of writes to one key,
- *   4. release the lock, then wait for the log (or return, if async).
- * A read takes the shard's read lock, copies the value and never waits on
- * the log.  Readers may therefore see a write before it is durable; the
- * writer is not told it succeeded until it is.
+ * db.c - the database handle: options, namespaces, the data directory,
+ * recovery, checkpoints and statistics.  The data calls are in ops.c, the
+ * background expiry and eviction in maint.c.
  *
  * Data directory:
  *   LOCK   flock'd while open, so two processes never share a directory
  *   meta   format version, database id and epoch (written atomically)
- *   wal/   log segments (wal.h)
+ *   wal/   log segments (wal.h): every record after the checkpoint LSN
+ *   lmdb/  the state as of the checkpoint LSN (store.h)
+ *
+ * Opening: lock, read meta, open the store, then replay the log after the
+ * store's checkpoint LSN into memory.  Closing: stop the background
+ * threads, checkpoint, close the log and the store.
  */
 #include "config.h"
 
@@ -29,16 +24,17 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "ckpt.h"
 #include "db.h"
 #include "limits.h"
 #include "record.h"
+#include "store.h"
 #include "sys.h"
 #include "table.h"
 #include "util.h"
 #include "wal.h"
 
 #define META_FORMAT 1
-#define MEM_VERSION_BIT (1ull << 63)
 #define DEFAULT_NS "default"
 
 /* ------------------------------------------------------------------------
@@ -53,6 +49,9 @@ CAIRN_EXPORT void cairn_options_init(cairn_options *opt) {
   opt->group_max_bytes = GROUP_BYTES_DEFAULT;
   opt->expire_tick_ms = EXPIRE_TICK_MS_DEFAULT;
   opt->expire_scan_max = EXPIRE_SCAN_MAX_DEFAULT;
+  opt->checkpoint_bytes = CKPT_BYTES_DEFAULT;
+  opt->checkpoint_interval_ms = CKPT_INTERVAL_MS_DEFAULT;
+  opt->map_bytes_max = MAP_BYTES_MAX_DEFAULT;
   opt->log_level = CAIRN_LOG_INFO;
 }
 
@@ -67,7 +66,8 @@ static int options_check(const cairn_options *o) {
       o->group_max_bytes > GROUP_BYTES_MAX)
     return CAIRN_EINVAL;
   if (o->interval_ms == 0 || o->expire_tick_ms == 0 ||
-      o->expire_scan_max == 0)
+      o->expire_scan_max == 0 || o->checkpoint_bytes == 0 ||
+      o->checkpoint_interval_ms == 0 || o->map_bytes_max < MAP_BYTES_MIN)
     return CAIRN_EINVAL;
   return 0;
 }
@@ -91,7 +91,7 @@ static struct ns *ns_find(cairn *db, const char *name, size_t len) {
 
 /* The namespace called name, created if missing.  Errors: CAIRN_EINVAL
  * (too many namespaces), CAIRN_ENOMEM. */
-static int ns_get(cairn *db, const char *name, size_t len, struct ns **out) {
+int db_ns_get(cairn *db, const char *name, size_t len, struct ns **out) {
   struct ns *s = ns_find(db, name, len);
   if (s) {
     *out = s;
@@ -119,8 +119,9 @@ static int ns_get(cairn *db, const char *name, size_t len, struct ns **out) {
   return rc;
 }
 
-/* Resolve a public namespace argument (NULL: the default namespace). */
-static int ns_arg(cairn *db, const char *ns, int create, struct ns **out) {
+/* Resolve a public namespace argument (NULL: the default namespace).  A
+ * namespace is created even by a read: the store may hold its keys. */
+int db_ns_arg(cairn *db, const char *ns, struct ns **out) {
   size_t len;
   if (!ns) {
     ns = DEFAULT_NS;
@@ -129,11 +130,20 @@ static int ns_arg(cairn *db, const char *ns, int create, struct ns **out) {
     len = strnlen(ns, NS_NAME_MAX + 1);
   }
   if (!ns_name_ok(ns, len)) return CAIRN_EINVAL;
-  if (create) return ns_get(db, ns, len, out);
-  struct ns *s = ns_find(db, ns, len);
-  if (!s) return CAIRN_ENOTFOUND;
-  *out = s;
-  return 0;
+  return db_ns_get(db, ns, len, out);
+}
+
+int db_cold(const cairn *db, const struct ns *s) {
+  cairn_durability d = __atomic_load_n(&s->opt.durability, __ATOMIC_RELAXED);
+  if (d == CAIRN_DURABILITY_DEFAULT) d = db->opt.durability;
+  return d != CAIRN_DURABILITY_MEMORY;
+}
+
+uint64_t db_memory(cairn *db) {
+  uint64_t n = 0;
+  unsigned count = __atomic_load_n(&db->ns_count, __ATOMIC_ACQUIRE);
+  for (unsigned i = 0; i < count; i++) n += table_bytes(db->ns[i]->t);
+  return n;
 }
 
 CAIRN_EXPORT int cairn_ns_define(cairn *db, const char *ns,
@@ -142,7 +152,7 @@ CAIRN_EXPORT int cairn_ns_define(cairn *db, const char *ns,
       o->durability > CAIRN_DURABILITY_MEMORY)
     return CAIRN_EINVAL;
   struct ns *s;
-  int rc = ns_arg(db, ns, 1, &s);
+  int rc = db_ns_arg(db, ns, &s);
   if (rc) return rc;
   pthread_mutex_lock(&db->ns_mu);
   s->opt = *o;
@@ -163,753 +173,26 @@ void db_count(cairn *db, unsigned c, uint64_t v) {
 }
 
 /* ------------------------------------------------------------------------
- * Write plumbing
- * --------------------------------------------------------------------- */
-
-static const cairn_write no_write_opts;
-
-static cairn_durability write_mode(cairn *db, const struct ns *s,
-                                   const cairn_write *w) {
-  if (w->durability != CAIRN_DURABILITY_DEFAULT) return w->durability;
-  cairn_durability d = __atomic_load_n(&s->opt.durability, __ATOMIC_RELAXED);
-  if (d != CAIRN_DURABILITY_DEFAULT) return d;
-  return db->opt.durability;
-}
-
-static int key_ok(const void *key, size_t klen) {
-  return key && klen >= 1 && klen <= KEY_MAX;
-}
-
-/* The expiry a write gives a new entry: from w, else the namespace's. */
-static void write_expiry(const struct ns *s, const cairn_write *w,
-                         int64_t now, int64_t *expire_at,
-                         uint64_t *max_idle) {
-  uint64_t ttl = s->opt.ttl_ms, idle = s->opt.max_idle_ms;
-  if ((w->flags & CAIRN_W_TTL) || w->ttl_ms) ttl = w->ttl_ms;
-  if ((w->flags & CAIRN_W_MAX_IDLE) || w->max_idle_ms) idle = w->max_idle_ms;
-  *expire_at = ttl ? now + (int64_t)MIN(ttl, (uint64_t)INT64_MAX / 4) : 0;
-  *max_idle = idle;
-}
-
-static int entry_live(const struct entry *e, int64_t now) {
-  if (!e) return 0;
-  int64_t d = entry_deadline(e);
-  return d == 0 || d > now;
-}
-
-/* Check a write's condition against the live entry e (or NULL). */
-static int cond_check(const cairn_write *w, const struct entry *e) {
-  if ((w->cond & CAIRN_IF_ABSENT) && e) return CAIRN_EEXISTS;
-  if ((w->cond & CAIRN_IF_PRESENT) && !e) return CAIRN_ENOTFOUND;
-  if ((w->cond & CAIRN_IF_VERSION) && (e ? entry_version(e) : 0) != w->version)
-    return CAIRN_EVERSION;
-  return 0;
-}
-
-static int writable(cairn *db) {
-  if (__atomic_load_n(&db->fatal, __ATOMIC_RELAXED)) return CAIRN_EREADONLY;
-  return 0;
-}
-
-/* Step 1 of a write: room in the log for `bytes`, unless not logged. */
-static int write_begin(cairn *db, cairn_durability mode, size_t bytes) {
-  int rc = writable(db);
-  if (rc || mode == CAIRN_DURABILITY_MEMORY) return rc;
-  return wal_reserve(db->wal, bytes);
-}
-
-static void write_abort(cairn *db, cairn_durability mode, size_t bytes) {
-  if (mode != CAIRN_DURABILITY_MEMORY) wal_unreserve(db->wal, bytes);
-}
-
-/* Step 3: the version of this write, appending r to the log when logged.
- * Called with the shard write lock(s) held. */
-static uint64_t write_commit(cairn *db, cairn_durability mode,
-                             const struct rec *r, const cairn_write *w) {
-  if (mode == CAIRN_DURABILITY_MEMORY)
-    return MEM_VERSION_BIT |
-           __atomic_add_fetch(&db->mem_version, 1, __ATOMIC_RELAXED);
-  return wal_append(db->wal, r, mode, w->done, w->done_arg);
-}
-
-/* Step 4: wait for the log, or hand a MEMORY write's completion over. */
-static int write_finish(cairn *db, cairn_durability mode, uint64_t lsn,
-                        const cairn_write *w) {
-  if (mode == CAIRN_DURABILITY_MEMORY) {
-    if (w->done) w->done(w->done_arg, 0, lsn);
-    return 0;
-  }
-  if (w->done) return 0;
-  return wal_wait(db->wal, lsn, mode);
-}
-
-static void entry_set_version(struct entry *e, uint64_t v) {
-  e->ver_lo = (uint32_t)v;
-  e->ver_hi = (uint32_t)(v >> 32);
-}
-
-static void rec_init(struct rec *r, uint8_t op, const struct ns *s,
-                     const void *key, size_t klen, int64_t now) {
-  memset(r, 0, sizeof *r);
-  r->op = op;
-  r->ns = s->name;
-  r->ns_len = s->len;
-  r->key = key;
-  r->klen = (uint32_t)klen;
-  r->ts_ms = (uint64_t)now;
-}
-
-/* ------------------------------------------------------------------------
- * Put, delete, take, incr, expire
- * --------------------------------------------------------------------- */
-
-/* Store val under key with the given expiry, under condition w->cond.
- * keep_ttl: take the expiry of the live entry, if any. */
-static int do_put(cairn *db, struct ns *s, const void *key, size_t klen,
-                  const void *val, size_t vlen, const cairn_write *w,
-                  int keep_ttl) {
-  int64_t now = now_ms(), expire_at;
-  uint64_t max_idle, hash = table_hash(key, klen);
-  unsigned shard = table_shard(hash);
-  cairn_durability mode = write_mode(db, s, w);
-  write_expiry(s, w, now, &expire_at, &max_idle);
-
-  struct rec r;
-  rec_init(&r, REC_PUT, s, key, klen, now);
-  r.val = val;
-  r.vlen = (uint32_t)vlen;
-  size_t bytes = rec_size(&r);
-  int rc = write_begin(db, mode, bytes);
-  if (rc) return rc;
-
-  table_wrlock(s->t, shard);
-  struct entry *old = table_find(s->t, hash, key, klen);
-  if (!entry_live(old, now)) old = NULL;
-  if ((rc = cond_check(w, old)) != 0) goto fail;
-  if (keep_ttl && old) {
-    expire_at = entry_expire_at(old);
-    max_idle = entry_max_idle(old);
-  }
-  r.expire_at_ms = expire_at;
-  r.max_idle_ms = max_idle;
-  unsigned flags = mode == CAIRN_DURABILITY_MEMORY ? ENTRY_F_MEMORY : 0;
-  struct entry *e = entry_new(key, klen, val, vlen, hash, 0, expire_at,
-                              max_idle, now, flags);
-  if (!e) {
-    rc = CAIRN_ENOMEM;
-    goto fail;
-  }
-  if ((rc = table_put(s->t, hash, e)) != 0) {
-    entry_free(e);
-    goto fail;
-  }
-  uint64_t lsn = write_commit(db, mode, &r, w);
-  entry_set_version(e, lsn);
-  table_unlock(s->t, shard);
-  db_count(db, CNT_PUTS, 1);
-  return write_finish(db, mode, lsn, w);
-
-fail:
-  table_unlock(s->t, shard);
-  write_abort(db, mode, bytes);
-  return rc;
-}
-
-static int put_args_ok(cairn *db, const void *key, size_t klen,
-                       const void *val, size_t vlen) {
-  if (!db || !key_ok(key, klen) || vlen > VALUE_MAX || (vlen && !val))
-    return CAIRN_EINVAL;
-  return 0;
-}
-
-CAIRN_EXPORT int cairn_put(cairn *db, const char *ns, const void *key,
-                           size_t klen, const void *val, size_t vlen,
-                           const cairn_write *w) {
-  int rc = put_args_ok(db, key, klen, val, vlen);
-  if (rc) return rc;
-  if (!w) w = &no_write_opts;
-  struct ns *s;
-  if ((rc = ns_arg(db, ns, 1, &s)) != 0) return rc;
-  return do_put(db, s, key, klen, val, vlen, w,
-                (w->flags & CAIRN_W_KEEP_TTL) != 0);
-}
-
-/* Copy e into *out (data malloc'd, NUL-terminated). */
-static int value_copy(const struct entry *e, cairn_value *out) {
-  size_t n = entry_vlen(e);
-  char *p = malloc(n + 1);
-  if (!p) return CAIRN_ENOMEM;
-  memcpy(p, entry_val(e), n);
-  p[n] = '\0';
-  out->data = p;
-  out->len = n;
-  out->version = entry_version(e);
-  out->expire_at_ms = entry_deadline(e);
-  out->max_idle_ms = entry_max_idle(e);
-  return 0;
-}
-
-/* Delete the live entry at key, copying it into *out first if out is set
- * (cairn_take). */
-static int do_del(cairn *db, struct ns *s, const void *key, size_t klen,
-                  cairn_value *out, const cairn_write *w) {
-  int64_t now = now_ms();
-  uint64_t hash = table_hash(key, klen);
-  unsigned shard = table_shard(hash);
-  cairn_durability mode = write_mode(db, s, w);
-  struct rec r;
-  rec_init(&r, REC_DEL, s, key, klen, now);
-  size_t bytes = rec_size(&r);
-  /* Whether the delete is logged depends on the entry, seen only under the
-   * lock: a MEMORY entry was never logged, so neither is its deletion, and
-   * any other deletion is logged, even a MEMORY one, or the entry would
-   * come back on restart.  Reserve room now, give it back if unused. */
-  int rc = write_begin(db, CAIRN_DURABILITY_INTERVAL, bytes);
-  if (rc) return rc;
-
-  table_wrlock(s->t, shard);
-  struct entry *e = table_find(s->t, hash, key, klen);
-  if (!entry_live(e, now)) {
-    rc = CAIRN_ENOTFOUND;
-    goto fail;
-  }
-  if ((rc = cond_check(w, e)) != 0) goto fail;
-  cairn_value v = {0};
-  if (out && (rc = value_copy(e, &v)) != 0) goto fail;
-  if (entry_flags(e) & ENTRY_F_MEMORY) {
-    write_abort(db, CAIRN_DURABILITY_INTERVAL, bytes);
-    mode = CAIRN_DURABILITY_MEMORY;
-  } else if (mode == CAIRN_DURABILITY_MEMORY) {
-    mode = CAIRN_DURABILITY_INTERVAL;
-  }
-  uint64_t lsn = write_commit(db, mode, &r, w);
-  entry_free(table_remove(s->t, hash, key, klen));
-  table_unlock(s->t, shard);
-  db_count(db, CNT_DELS, 1);
-  rc = write_finish(db, mode, lsn, w);
-  if (out) {
-    if (rc == 0) *out = v;
-    else free(v.data);
-  }
-  return rc;
-
-fail:
-  table_unlock(s->t, shard);
-  write_abort(db, CAIRN_DURABILITY_INTERVAL, bytes);
-  return rc;
-}
-
-CAIRN_EXPORT int cairn_del(cairn *db, const char *ns, const void *key,
-                           size_t klen, const cairn_write *w) {
-  if (!db || !key_ok(key, klen)) return CAIRN_EINVAL;
-  struct ns *s;
-  int rc = ns_arg(db, ns, 0, &s);
-  if (rc) return rc;
-  return do_del(db, s, key, klen, NULL, w ? w : &no_write_opts);
-}
-
-CAIRN_EXPORT int cairn_take(cairn *db, const char *ns, const void *key,
-                            size_t klen, cairn_value *out,
-                            const cairn_write *w) {
-  if (!db || !key_ok(key, klen)) return CAIRN_EINVAL;
-  struct ns *s;
-  int rc = ns_arg(db, ns, 0, &s);
-  if (rc) return rc;
-  return do_del(db, s, key, klen, out, w ? w : &no_write_opts);
-}
-
-/* Parse a signed 64-bit decimal integer as Redis does: optional '-', no
- * '+', no leading zeros, no spaces, nothing else. */
-static int parse_i64(const char *p, size_t n, int64_t *out) {
-  if (n == 0 || n > 20) return CAIRN_ENOTNUM;
-  size_t i = 0;
-  int neg = p[0] == '-';
-  if (neg && ++i == n) return CAIRN_ENOTNUM;
-  if (p[i] == '0' && (n - i > 1 || neg)) return CAIRN_ENOTNUM;
-  uint64_t v = 0;
-  for (; i < n; i++) {
-    if (p[i] < '0' || p[i] > '9') return CAIRN_ENOTNUM;
-    uint64_t d = (uint64_t)(p[i] - '0');
-    if (v > (UINT64_MAX - d) / 10) return CAIRN_ENOTNUM;
-    v = v * 10 + d;
-  }
-  if (neg ? v > (uint64_t)INT64_MAX + 1 : v > (uint64_t)INT64_MAX)
-    return CAIRN_ENOTNUM;
-  *out = neg ? (int64_t)(0 - v) : (int64_t)v;
-  return 0;
-}
-
-/* The value an incr writes: the current one (0 if absent) plus delta. */
-static int incr_value(const struct entry *old, int64_t delta, int64_t *sum) {
-  int64_t cur = 0;
-  if (old) {
-    int rc = parse_i64(entry_val(old), entry_vlen(old), &cur);
-    if (rc) return rc;
-  }
-  if (__builtin_add_overflow(cur, delta, sum)) return CAIRN_EOVERFLOW;
-  return 0;
-}
-
-CAIRN_EXPORT int cairn_incr(cairn *db, const char *ns, const void *key,
-                            size_t klen, int64_t delta, int64_t *result,
-                            const cairn_write *w) {
-  if (!db || !key_ok(key, klen)) return CAIRN_EINVAL;
-  if (!w) w = &no_write_opts;
-  struct ns *s;
-  int rc = ns_arg(db, ns, 1, &s);
-  if (rc) return rc;
-
-  int64_t now = now_ms(), expire_at, sum;
-  uint64_t max_idle, hash = table_hash(key, klen);
-  unsigned shard = table_shard(hash);
-  cairn_durability mode = write_mode(db, s, w);
-  write_expiry(s, w, now, &expire_at, &max_idle);
-  char digits[24];
-  struct rec r;
-  rec_init(&r, REC_PUT, s, key, klen, now);
-  r.val = digits;
-  r.vlen = sizeof digits - 1; /* reserve for the longest number */
-  size_t bytes = rec_size(&r);
-  if ((rc = write_begin(db, mode, bytes)) != 0) return rc;
-
-  table_wrlock(s->t, shard);
-  struct entry *old = table_find(s->t, hash, key, klen);
-  if (!entry_live(old, now)) old = NULL;
-  if ((rc = cond_check(w, old)) != 0 || (rc = incr_value(old, delta, &sum)))
-    goto fail;
-  if (old) { /* a counter keeps its expiry, as in Redis */
-    expire_at = entry_expire_at(old);
-    max_idle = entry_max_idle(old);
-  }
-  r.vlen = (uint32_t)snprintf(digits, sizeof digits, "%" PRId64, sum);
-  r.expire_at_ms = expire_at;
-  r.max_idle_ms = max_idle;
-  struct entry *e = entry_new(key, klen, digits, r.vlen, hash, 0, expire_at,
-                              max_idle, now,
-                              mode == CAIRN_DURABILITY_MEMORY ? ENTRY_F_MEMORY
-                                                              : 0);
-  if (!e) {
-    rc = CAIRN_ENOMEM;
-    goto fail;
-  }
-  if ((rc = table_put(s->t, hash, e)) != 0) {
-    entry_free(e);
-    goto fail;
-  }
-  /* The reservation was for the longest number; give back the rest. */
-  if (mode != CAIRN_DURABILITY_MEMORY)
-    wal_reserve_shrink(db->wal, bytes - rec_size(&r));
-  uint64_t lsn = write_commit(db, mode, &r, w);
-  entry_set_version(e, lsn);
-  table_unlock(s->t, shard);
-  db_count(db, CNT_PUTS, 1);
-  rc = write_finish(db, mode, lsn, w);
-  if (rc == 0 && result) *result = sum;
-  return rc;
-
-fail:
-  table_unlock(s->t, shard);
-  write_abort(db, mode, bytes);
-  return rc;
-}
-
-CAIRN_EXPORT int cairn_expire(cairn *db, const char *ns, const void *key,
-                              size_t klen, const cairn_write *w) {
-  if (!db || !key_ok(key, klen) || !w) return CAIRN_EINVAL;
-  struct ns *s;
-  int rc = ns_arg(db, ns, 0, &s);
-  if (rc) return rc;
-  int64_t now = now_ms();
-  uint64_t hash = table_hash(key, klen);
-  unsigned shard = table_shard(hash);
-  cairn_durability mode = write_mode(db, s, w);
-  struct rec r;
-  rec_init(&r, REC_EXPIRE, s, key, klen, now);
-  size_t bytes = rec_size(&r);
-  if ((rc = write_begin(db, mode, bytes)) != 0) return rc;
-
-  table_wrlock(s->t, shard);
-  struct entry *old = table_find(s->t, hash, key, klen);
-  if (!entry_live(old, now)) {
-    rc = CAIRN_ENOTFOUND;
-    goto fail;
-  }
-  if ((rc = cond_check(w, old)) != 0) goto fail;
-  int64_t expire_at = entry_expire_at(old);
-  uint64_t max_idle = entry_max_idle(old);
-  if ((w->flags & CAIRN_W_TTL) || w->ttl_ms)
-    expire_at = w->ttl_ms ? now + (int64_t)MIN(w->ttl_ms, (uint64_t)INT64_MAX / 4)
-                          : 0;
-  if ((w->flags & CAIRN_W_MAX_IDLE) || w->max_idle_ms)
-    max_idle = w->max_idle_ms;
-  r.expire_at_ms = expire_at;
-  r.max_idle_ms = max_idle;
-  unsigned flags = entry_flags(old) & ENTRY_F_MEMORY;
-  struct entry *e = entry_new(key, klen, entry_val(old), entry_vlen(old),
-                              hash, 0, expire_at, max_idle, now, flags);
-  if (!e) {
-    rc = CAIRN_ENOMEM;
-    goto fail;
-  }
-  if ((rc = table_put(s->t, hash, e)) != 0) {
-    entry_free(e);
-    goto fail;
-  }
-  uint64_t lsn = write_commit(db, mode, &r, w);
-  entry_set_version(e, lsn);
-  table_unlock(s->t, shard);
-  return write_finish(db, mode, lsn, w);
-
-fail:
-  table_unlock(s->t, shard);
-  write_abort(db, mode, bytes);
-  return rc;
-}
-
-/* ------------------------------------------------------------------------
- * Reads
- * --------------------------------------------------------------------- */
-
-CAIRN_EXPORT void cairn_value_free(cairn_value *v) {
-  if (!v) return;
-  free(v->data);
-  memset(v, 0, sizeof *v);
-}
-
-CAIRN_EXPORT int cairn_get(cairn *db, const char *ns, const void *key,
-                           size_t klen, cairn_value *out) {
-  if (!db || !key_ok(key, klen) || !out) return CAIRN_EINVAL;
-  struct ns *s;
-  int rc = ns_arg(db, ns, 0, &s);
-  db_count(db, CNT_GETS, 1);
-  if (rc) return rc;
-  uint64_t hash = table_hash(key, klen);
-  unsigned shard = table_shard(hash);
-  int64_t now = now_ms();
-  table_rdlock(s->t, shard);
-  struct entry *e = table_find(s->t, hash, key, klen);
-  if (!entry_live(e, now)) {
-    rc = CAIRN_ENOTFOUND;
-  } else {
-    if (entry_max_idle(e)) entry_touch(e, now);
-    rc = value_copy(e, out);
-  }
-  table_unlock(s->t, shard);
-  if (rc == 0) db_count(db, CNT_GET_HITS, 1);
-  return rc;
-}
-
-/* ------------------------------------------------------------------------
- * Batches
- * --------------------------------------------------------------------- */
-
-struct batch_op {
-  uint8_t op;        /* REC_PUT or REC_DEL */
-  struct ns *s;
-  uint64_t hash;
-  char *key;         /* key, then value, in one allocation */
-  uint32_t klen, vlen;
-  cairn_write w;     /* conditions and expiry; done/durability unused */
-  struct entry *e;   /* at commit: the new entry (puts) */
-};
-
-struct cairn_batch {
-  cairn *db;
-  struct batch_op *ops;
-  size_t n, cap;
-  uint64_t bytes;    /* encoded size of the sub-records */
-};
-
-CAIRN_EXPORT int cairn_batch_new(cairn *db, cairn_batch **out) {
-  if (!db || !out) return CAIRN_EINVAL;
-  cairn_batch *b = calloc(1, sizeof *b);
-  if (!b) return CAIRN_ENOMEM;
-  b->db = db;
-  *out = b;
-  return 0;
-}
-
-CAIRN_EXPORT void cairn_batch_free(cairn_batch *b) {
-  if (!b) return;
-  for (size_t i = 0; i < b->n; i++) free(b->ops[i].key);
-  free(b->ops);
-  free(b);
-}
-
-static int batch_add(cairn_batch *b, uint8_t op, const char *ns,
-                     const void *key, size_t klen, const void *val,
-                     size_t vlen, const cairn_write *w) {
-  if (!b || !key_ok(key, klen) || vlen > VALUE_MAX || (vlen && !val))
-    return CAIRN_EINVAL;
-  struct ns *s;
-  int rc = ns_arg(b->db, ns, 1, &s);
-  if (rc) return rc;
-  uint64_t add = RECORD_HDR_BYTES + s->len + klen + vlen;
-  if (b->n >= BATCH_OPS_MAX || b->bytes + add > BATCH_BYTES_MAX)
-    return CAIRN_EINVAL;
-  if (b->n == b->cap) {
-    size_t cap = b->cap ? b->cap * 2 : 8;
-    struct batch_op *ops = realloc(b->ops, cap * sizeof *ops);
-    if (!ops) return CAIRN_ENOMEM;
-    b->ops = ops;
-    b->cap = cap;
-  }
-  char *copy = malloc(klen + vlen + 1);
-  if (!copy) return CAIRN_ENOMEM;
-  memcpy(copy, key, klen);
-  if (vlen) memcpy(copy + klen, val, vlen);
-  struct batch_op *o = &b->ops[b->n++];
-  memset(o, 0, sizeof *o);
-  o->op = op;
-  o->s = s;
-  o->hash = table_hash(key, klen);
-  o->key = copy;
-  o->klen = (uint32_t)klen;
-  o->vlen = (uint32_t)vlen;
-  if (w) o->w = *w;
-  b->bytes += add;
-  return 0;
-}
-
-CAIRN_EXPORT int cairn_batch_put(cairn_batch *b, const char *ns,
-                                 const void *key, size_t klen,
-                                 const void *val, size_t vlen,
-                                 const cairn_write *w) {
-  return batch_add(b, REC_PUT, ns, key, klen, val, vlen, w);
-}
-
-CAIRN_EXPORT int cairn_batch_del(cairn_batch *b, const char *ns,
-                                 const void *key, size_t klen,
-                                 const cairn_write *w) {
-  return batch_add(b, REC_DEL, ns, key, klen, NULL, 0, w);
-}
-
-/* A batch is as durable as its most durable namespace, unless w says. */
-static cairn_durability batch_mode(cairn_batch *b, const cairn_write *w) {
-  if (w->durability != CAIRN_DURABILITY_DEFAULT) return w->durability;
-  cairn_durability m = CAIRN_DURABILITY_MEMORY;
-  for (size_t i = 0; i < b->n; i++) {
-    cairn_durability d = write_mode(b->db, b->ops[i].s, &no_write_opts);
-    if (d < m) m = d;
-  }
-  return m;
-}
-
-/* The (table, shard) pairs of a batch, sorted and unique: the order in
- * which every batch takes its locks, so two batches never deadlock. */
-struct lockref {
-  struct table *t;
-  unsigned shard;
-};
-
-static int lockref_cmp(const void *a, const void *b) {
-  const struct lockref *x = a, *y = b;
-  if (x->t != y->t) return (uintptr_t)x->t < (uintptr_t)y->t ? -1 : 1;
-  return x->shard < y->shard ? -1 : x->shard > y->shard;
-}
-
-static size_t batch_locks(cairn_batch *b, struct lockref *refs) {
-  for (size_t i = 0; i < b->n; i++)
-    refs[i] = (struct lockref){b->ops[i].s->t, table_shard(b->ops[i].hash)};
-  qsort(refs, b->n, sizeof *refs, lockref_cmp);
-  size_t m = 0;
-  for (size_t i = 0; i < b->n; i++)
-    if (m == 0 || lockref_cmp(&refs[m - 1], &refs[i]) != 0) refs[m++] = refs[i];
-  return m;
-}
-
-/* Check every condition against the state before the batch, and build the
- * entries of the puts.  Called with every lock held. */
-static int batch_prepare(cairn_batch *b, int64_t now, unsigned eflags) {
-  for (size_t i = 0; i < b->n; i++) {
-    struct batch_op *o = &b->ops[i];
-    struct entry *old = table_find(o->s->t, o->hash, o->key, o->klen);
-    if (!entry_live(old, now)) old = NULL;
-    int rc = cond_check(&o->w, old);
-    if (rc) return rc;
-    if (o->op != REC_PUT) continue;
-    int64_t expire_at;
-    uint64_t max_idle;
-    write_expiry(o->s, &o->w, now, &expire_at, &max_idle);
-    if ((o->w.flags & CAIRN_W_KEEP_TTL) && old) {
-      expire_at = entry_expire_at(old);
-      max_idle = entry_max_idle(old);
-    }
-    o->e = entry_new(o->key, o->klen, o->key + o->klen, o->vlen, o->hash, 0,
-                     expire_at, max_idle, now, eflags);
-    if (!o->e) return CAIRN_ENOMEM;
-  }
-  return 0;
-}
-
-/* Encode the sub-records into buf (b->bytes long). */
-static void batch_encode(cairn_batch *b, int64_t now, char *buf) {
-  size_t off = 0;
-  for (size_t i = 0; i < b->n; i++) {
-    struct batch_op *o = &b->ops[i];
-    struct rec r;
-    rec_init(&r, o->op, o->s, o->key, o->klen, now);
-    if (o->op == REC_PUT) {
-      r.val = o->key + o->klen;
-      r.vlen = o->vlen;
-      r.expire_at_ms = entry_expire_at(o->e);
-      r.max_idle_ms = entry_max_idle(o->e);
-    }
-    off += rec_encode(&r, buf + off);
-  }
-  cairn_assert(off == b->bytes);
-}
-
-/* Apply the prepared batch to the table under version lsn.  The record is
- * already logged, so a failure here leaves the table behind the log: the
- * database then refuses writes until it is reopened. */
-static void batch_apply(cairn_batch *b, uint64_t lsn) {
-  cairn *db = b->db;
-  for (size_t i = 0; i < b->n; i++) {
-    struct batch_op *o = &b->ops[i];
-    if (o->op == REC_DEL) {
-      entry_free(table_remove(o->s->t, o->hash, o->key, o->klen));
-      continue;
-    }
-    entry_set_version(o->e, lsn);
-    if (table_put(o->s->t, o->hash, o->e) != 0) {
-      entry_free(o->e);
-      if (!__atomic_exchange_n(&db->fatal, 1, __ATOMIC_RELAXED))
-        log_error(&db->log, "out of memory applying a logged batch at LSN %"
-                  PRIu64 "; writes are refused until the database is reopened",
-                  lsn);
-    }
-    o->e = NULL;
-  }
-}
-
-static void batch_unprepare(cairn_batch *b) {
-  for (size_t i = 0; i < b->n; i++) {
-    entry_free(b->ops[i].e);
-    b->ops[i].e = NULL;
-  }
-}
-
-CAIRN_EXPORT int cairn_batch_commit(cairn_batch *b, const cairn_write *w) {
-  if (!b) return CAIRN_EINVAL;
-  if (!w) w = &no_write_opts;
-  if (b->n == 0) return 0;
-  cairn *db = b->db;
-  cairn_durability mode = batch_mode(b, w);
-  int64_t now = now_ms();
-  struct lockref *refs = malloc(b->n * sizeof *refs);
-  char *sub = malloc(b->bytes ? b->bytes : 1);
-  if (!refs || !sub) {
-    free(refs);
-    free(sub);
-    return CAIRN_ENOMEM;
-  }
-  struct rec r;
-  rec_init(&r, REC_BATCH, b->ops[0].s, NULL, b->n, now);
-  r.val = sub;
-  r.vlen = (uint32_t)b->bytes;
-  size_t bytes = rec_size(&r);
-  int rc = write_begin(db, mode, bytes);
-  if (rc) goto out;
-
-  size_t nlocks = batch_locks(b, refs);
-  for (size_t i = 0; i < nlocks; i++) table_wrlock(refs[i].t, refs[i].shard);
-  rc = batch_prepare(b, now,
-                     mode == CAIRN_DURABILITY_MEMORY ? ENTRY_F_MEMORY : 0);
-  uint64_t lsn = 0;
-  if (rc == 0) {
-    batch_encode(b, now, sub);
-    lsn = write_commit(db, mode, &r, w);
-    batch_apply(b, lsn);
-  } else {
-    batch_unprepare(b);
-  }
-  for (size_t i = nlocks; i-- > 0;) table_unlock(refs[i].t, refs[i].shard);
-  if (rc) {
-    write_abort(db, mode, bytes);
-    goto out;
-  }
-  db_count(db, CNT_PUTS, b->n);
-  rc = write_finish(db, mode, lsn, w);
-out:
-  free(refs);
-  free(sub);
-  return rc;
-}
-
-/* ------------------------------------------------------------------------
- * Scans
- * --------------------------------------------------------------------- */
-
-/* The cursor is (shard << 33) | h32-to-resume-at, so that 0 is the start
- * and the h32 part can hold 2^32 ("shard done"). */
-#define CURSOR_SHARD(c) ((unsigned)((c) >> 33))
-#define CURSOR_FROM(c) ((c) & ((1ull << 33) - 1))
-#define CURSOR_MAKE(shard, from) (((uint64_t)(shard) << 33) | (from))
-
-struct scan_ctx {
-  const void *prefix;
-  size_t plen;
-  int64_t now;
-  cairn_scan_fn fn;
-  void *arg;
-  size_t seen;       /* entries examined, live or not */
-  int stop;          /* fn asked to stop */
-};
-
-/* table_walk finishes the group of entries sharing an h32 before it stops,
- * so a stop requested by fn takes effect at the end of that group, and the
- * cursor never lands inside it. */
-static int scan_visit(void *arg, struct entry *e) {
-  struct scan_ctx *c = arg;
-  c->seen++;
-  if (!entry_live(e, c->now)) return c->stop;
-  if (c->plen && (entry_klen(e) < c->plen ||
-                  memcmp(entry_key(e), c->prefix, c->plen) != 0))
-    return c->stop;
-  if (c->fn(c->arg, entry_key(e), entry_klen(e), entry_val(e), entry_vlen(e),
-            entry_version(e), entry_deadline(e)))
-    c->stop = 1;
-  return c->stop;
-}
-
-CAIRN_EXPORT int cairn_scan(cairn *db, const char *ns, const void *prefix,
-                            size_t plen, uint64_t *cursor, size_t count,
-                            cairn_scan_fn fn, void *arg) {
-  if (!db || !cursor || !fn || (plen && !prefix) || plen > KEY_MAX)
-    return CAIRN_EINVAL;
-  unsigned shard = CURSOR_SHARD(*cursor);
-  uint64_t from = CURSOR_FROM(*cursor);
-  if (shard >= TABLE_SHARDS || from > (1ull << 32)) return CAIRN_EINVAL;
-  struct ns *s;
-  int rc = ns_arg(db, ns, 0, &s);
-  if (rc == CAIRN_ENOTFOUND) {
-    *cursor = 0;
-    return 0;
-  }
-  if (rc) return rc;
-  if (count == 0) count = 1;
-  struct scan_ctx c = {prefix, plen, now_ms(), fn, arg, 0, 0};
-  while (shard < TABLE_SHARDS && c.seen < count && !c.stop) {
-    table_rdlock(s->t, shard);
-    int more = table_walk(s->t, shard, &from, count - c.seen, scan_visit, &c);
-    table_unlock(s->t, shard);
-    if (!more) {
-      shard++;
-      from = 0;
-    }
-  }
-  *cursor = shard >= TABLE_SHARDS ? 0 : CURSOR_MAKE(shard, from);
-  return 0;
-}
-
-/* ------------------------------------------------------------------------
  * Sync and statistics
  * --------------------------------------------------------------------- */
 
 CAIRN_EXPORT int cairn_sync(cairn *db) {
   if (!db) return CAIRN_EINVAL;
   return wal_sync(db->wal);
+}
+
+CAIRN_EXPORT int cairn_checkpoint(cairn *db) {
+  if (!db) return CAIRN_EINVAL;
+  return ckpt_run(db->ckpt);
+}
+
+/* ckpt_config.done: after a checkpoint, the entries at or below lsn are
+ * clean (evictable); a store at its size limit refuses growing writes
+ * until a checkpoint succeeds again. */
+static void ckpt_done(void *arg, int rc, uint64_t lsn) {
+  cairn *db = arg;
+  if (rc == 0) __atomic_store_n(&db->ckpt_lsn, lsn, __ATOMIC_RELEASE);
+  __atomic_store_n(&db->store_full, rc == CAIRN_EFULL, __ATOMIC_RELAXED);
 }
 
 CAIRN_EXPORT int cairn_stats(cairn *db, struct cairn_stats *out) {
@@ -939,6 +222,19 @@ CAIRN_EXPORT int cairn_stats(cairn *db, struct cairn_stats *out) {
   for (unsigned i = 0; i < DB_STRIPES; i++)
     for (unsigned k = 0; k < CNT_N; k++)
       c[k] += __atomic_load_n(&db->counters[i].n[k], __ATOMIC_RELAXED);
+  struct ckpt_stats cs;
+  ckpt_stats(db->ckpt, &cs);
+  struct store_stats ss;
+  if (store_stats(db->store, &ss) == 0) st.disk_entries = ss.entries;
+  st.checkpoint_lsn = cs.lsn;
+  st.checkpoints = cs.count;
+  st.checkpoint_ms = cs.last_ms;
+  st.checkpoint_bytes = cs.last_bytes;
+  st.log_bytes_since_checkpoint = cs.log_bytes_since;
+  st.mem_hits = c[CNT_MEM_HITS];
+  st.store_reads = c[CNT_STORE_READS];
+  st.evictions = c[CNT_EVICTED];
+  st.max_memory = db->opt.max_memory;
   st.puts = c[CNT_PUTS];
   st.dels = c[CNT_DELS];
   st.gets = c[CNT_GETS];
@@ -957,34 +253,65 @@ struct replay {
   int64_t now;
 };
 
+/* The value an expiry change applies to: in memory, or in the store
+ * (copied into *held, which the caller frees). */
+static int replay_base(cairn *db, struct ns *s, uint64_t hash,
+                       const struct rec *r, struct store_val *held,
+                       const void **val, uint32_t *vlen) {
+  struct entry *old = table_find(s->t, hash, r->key, r->klen);
+  if (old) {
+    if (entry_flags(old) & ENTRY_F_TOMB) return CAIRN_ENOTFOUND;
+    *val = entry_val(old);
+    *vlen = (uint32_t)entry_vlen(old);
+    return 0;
+  }
+  if (!db_cold(db, s)) return CAIRN_ENOTFOUND;
+  int rc = store_get(db->store, s->name, s->len, table_shard(hash),
+                     (uint32_t)(hash >> 32), r->key, r->klen, held, NULL);
+  if (rc) return rc;
+  *val = held->data;
+  *vlen = (uint32_t)held->len;
+  return 0;
+}
+
 static int replay_one(cairn *db, uint64_t lsn, const struct rec *r,
                       int64_t now) {
   struct ns *s;
-  int rc = ns_get(db, r->ns, r->ns_len, &s);
+  int rc = db_ns_get(db, r->ns, r->ns_len, &s);
   if (rc) return rc;
   uint64_t hash = table_hash(r->key, r->klen);
-  struct entry *old = table_find(s->t, hash, r->key, r->klen);
   const void *val = r->val;
   uint32_t vlen = r->vlen;
+  struct store_val held = {0};
+  unsigned flags = 0;
   switch (r->op) {
   case REC_PUT:
     break;
   case REC_EXPIRE:
-    if (!old) return 0;
-    val = entry_val(old);
-    vlen = (uint32_t)entry_vlen(old);
+    rc = replay_base(db, s, hash, r, &held, &val, &vlen);
+    if (rc == CAIRN_ENOTFOUND) return 0;
+    if (rc) return rc;
     break;
-  default: /* REC_DEL, REC_EXPIRED */
-    entry_free(table_remove(s->t, hash, r->key, r->klen));
-    return 0;
+  default: /* REC_DEL, REC_EXPIRED: a tombstone hides the store's copy */
+    if (!db_cold(db, s)) {
+      entry_free(table_remove(s->t, hash, r->key, r->klen));
+      return 0;
+    }
+    val = NULL;
+    vlen = 0;
+    flags = ENTRY_F_TOMB;
+    break;
   }
   /* An entry already dead is still inserted: a later record may revive it
    * (cairn_expire clearing its lifespan), and the expiry sweep logs its
    * deletion once the open is done, so every reader of the log agrees.
    * Max-idle counts from the open: the log does not hold reads, and an
    * entry kept alive by reads alone must not die at a restart. */
+  int tomb = flags & ENTRY_F_TOMB;
   struct entry *e = entry_new(r->key, r->klen, val, vlen, hash, lsn,
-                              r->expire_at_ms, r->max_idle_ms, now, 0);
+                              tomb ? 0 : r->expire_at_ms,
+                              tomb ? 0 : r->max_idle_ms, now, flags);
+  free(held.data);
   if (!e) return CAIRN_ENOMEM;
   if ((rc = table_put(s->t, hash, e)) != 0) entry_free(e);
   return rc;
@@ -1082,139 +409,6 @@ static int meta_load(cairn *db) {
 }
 
 /* ------------------------------------------------------------------------
- * Background expiry: a sweep over every shard, a bounded number of
- * entries per tick.  Each expired entry becomes a logged REC_EXPIRED, so
- * recovery and followers agree on what is gone.
- * --------------------------------------------------------------------- */
-
-#define EXPIRE_BATCH 256u /* keys collected per shard walk */
-
-struct expire_ctx {
-  int64_t now;
-  size_t seen;       /* entries examined */
-  size_t n;          /* expired keys collected */
-  char *keys[EXPIRE_BATCH];
-  uint32_t klens[EXPIRE_BATCH];
-};
-
-static int expire_collect(void *arg, struct entry *e) {
-  struct expire_ctx *c = arg;
-  c->seen++;
-  if (entry_live(e, c->now) || c->n == EXPIRE_BATCH) return 0;
-  char *k = malloc(entry_klen(e));
-  if (!k) return 0; /* next sweep */
-  memcpy(k, entry_key(e), entry_klen(e));
-  c->keys[c->n] = k;
-  c->klens[c->n++] = (uint32_t)entry_klen(e);
-  return 0;
-}
-
-/* Delete key if it is still expired, logging the deletion unless it was a
- * MEMORY entry.  Returns 1 if it was deleted. */
-static int expire_one(cairn *db, struct ns *s, const char *key, size_t klen) {
-  int64_t now = now_ms();
-  uint64_t hash = table_hash(key, klen);
-  unsigned shard = table_shard(hash);
-  struct rec r;
-  rec_init(&r, REC_EXPIRED, s, key, klen, now);
-  size_t bytes = rec_size(&r);
-  if (writable(db) || wal_reserve(db->wal, bytes) != 0) return 0;
-  int done = 0;
-  table_wrlock(s->t, shard);
-  struct entry *e = table_find(s->t, hash, key, klen);
-  if (e && !entry_live(e, now)) {
-    if (entry_flags(e) & ENTRY_F_MEMORY)
-      wal_unreserve(db->wal, bytes);
-    else
-      wal_append(db->wal, &r, CAIRN_DURABILITY_INTERVAL, NULL, NULL);
-    entry_free(table_remove(s->t, hash, key, klen));
-    done = 1;
-  } else {
-    wal_unreserve(db->wal, bytes);
-  }
-  table_unlock(s->t, shard);
-  return done;
-}
-
-/* One tick: examine up to expire_scan_max entries from where the last
- * tick stopped. */
-static void expire_tick(cairn *db) {
-  size_t budget = db->opt.expire_scan_max;
-  struct expire_ctx *c = malloc(sizeof *c);
-  if (!c) return;
-  unsigned nns = __atomic_load_n(&db->ns_count, __ATOMIC_ACQUIRE);
-  for (unsigned steps = 0; budget > 0 && nns > 0 &&
-                           steps < nns * TABLE_SHARDS + 1; steps++) {
-    if (db->expiry_ns >= nns) db->expiry_ns = 0;
-    struct ns *s = db->ns[db->expiry_ns];
-    c->now = now_ms();
-    c->n = c->seen = 0;
-    table_rdlock(s->t, db->expiry_shard);
-    int more = table_walk(s->t, db->expiry_shard, &db->expiry_from,
-                          MIN(budget, EXPIRE_BATCH), expire_collect, c);
-    table_unlock(s->t, db->expiry_shard);
-    budget -= MIN(budget, MAX(c->seen, (size_t)1));
-    for (size_t i = 0; i < c->n; i++) {
-      if (expire_one(db, s, c->keys[i], c->klens[i]))
-        db_count(db, CNT_EXPIRED, 1);
-      free(c->keys[i]);
-    }
-    if (!more) {
-      db->expiry_from = 0;
-      if (++db->expiry_shard == TABLE_SHARDS) {
-        db->expiry_shard = 0;
-        db->expiry_ns++;
-      }
-    }
-  }
-  free(c);
-}
-
-static void *expiry_main(void *arg) {
-  cairn *db = arg;
-  pthread_mutex_lock(&db->expiry_mu);
-  while (!db->stopping) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    uint64_t ns = (uint64_t)ts.tv_nsec + db->opt.expire_tick_ms * 1000000ull;
-    ts.tv_sec += (time_t)(ns / 1000000000u);
-    ts.tv_nsec = (long)(ns % 1000000000u);
-    pthread_cond_timedwait(&db->expiry_cv, &db->expiry_mu, &ts);
-    if (db->stopping) break;
-    pthread_mutex_unlock(&db->expiry_mu);
-    expire_tick(db);
-    pthread_mutex_lock(&db->expiry_mu);
-  }
-  pthread_mutex_unlock(&db->expiry_mu);
-  return NULL;
-}
-
-static int expiry_start(cairn *db) {
-  pthread_condattr_t ca;
-  pthread_condattr_init(&ca);
-  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-  pthread_cond_init(&db->expiry_cv, &ca);
-  pthread_condattr_destroy(&ca);
-  pthread_mutex_init(&db->expiry_mu, NULL);
-  if (db->opt.flags & CAIRN_OPEN_NO_EXPIRY) return 0;
-  int rc = pthread_create(&db->expiry_thread, NULL, expiry_main, db);
-  if (rc) return -rc;
-  db->expiry_running = 1;
-  return 0;
-}
-
-static void expiry_stop(cairn *db) {
-  pthread_mutex_lock(&db->expiry_mu);
-  db->stopping = 1;
-  pthread_cond_broadcast(&db->expiry_cv);
-  pthread_mutex_unlock(&db->expiry_mu);
-  if (db->expiry_running) pthread_join(db->expiry_thread, NULL);
-  db->expiry_running = 0;
-  pthread_cond_destroy(&db->expiry_cv);
-  pthread_mutex_destroy(&db->expiry_mu);
-}
-
-/* ------------------------------------------------------------------------
  * Open and close
  * --------------------------------------------------------------------- */
 
@@ -1223,10 +417,27 @@ static void db_free(cairn *db) {
     table_free(db->ns[i]->t);
     free(db->ns[i]);
   }
+  store_close(db->store);
   if (db->lock_fd >= 0) close(db->lock_fd);
   pthread_mutex_destroy(&db->ns_mu);
   free(db->dir);
   free(db);
+}
+
+static int db_open_store(cairn *db) {
+  char sdir[WAL_PATH_MAX];
+  snprintf(sdir, sizeof sdir, "%s/lmdb", db->dir);
+  struct store_config cfg = {
+      .dir = sdir,
+      .map_bytes = MIN(MAP_BYTES_INITIAL, db->opt.map_bytes_max),
+      .map_bytes_max = db->opt.map_bytes_max,
+      .max_readers = STORE_READERS,
+      .log = &db->log,
+  };
+  int rc = store_open(&cfg, &db->store);
+  if (rc) return rc;
+  db->ckpt_lsn = store_ckpt_lsn(db->store);
+  return 0;
 }
 
 static int db_open_log(cairn *db) {
@@ -1244,15 +455,27 @@ static int db_open_log(cairn *db) {
   };
   struct replay rp = {db, now_ms()};
   uint64_t t0 = mono_ns();
-  int rc = wal_open(&cfg, 0, replay_apply, &rp, &db->wal);
+  int rc = wal_open(&cfg, db->ckpt_lsn, replay_apply, &rp, &db->wal);
   if (rc) return rc;
   struct wal_stats ws;
   wal_stats(db->wal, &ws);
-  log_info(&db->log, "opened %s: %" PRIu64 " records replayed in %.1f ms, "
-           "next LSN %" PRIu64 ", epoch %" PRIu64, db->dir,
-           ws.recovered_records, (double)(mono_ns() - t0) / 1e6,
-           ws.last_lsn + 1, db->epoch);
+  log_info(&db->log, "opened %s: checkpoint at LSN %" PRIu64 ", %" PRIu64
+           " records replayed in %.1f ms, next LSN %" PRIu64 ", epoch %"
+           PRIu64, db->dir, db->ckpt_lsn, ws.recovered_records,
+           (double)(mono_ns() - t0) / 1e6, ws.last_lsn + 1, db->epoch);
   return 0;
+}
+
+static int db_start_ckpt(cairn *db) {
+  struct ckpt_config cfg = {
+      .log_bytes = db->opt.checkpoint_bytes,
+      .interval_ms = db->opt.checkpoint_interval_ms,
+      .epoch = db->epoch,
+      .log = &db->log,
+      .done = ckpt_done,
+      .arg = db,
+  };
+  return ckpt_start(db->wal, db->store, &cfg, &db->ckpt);
 }
 
 CAIRN_EXPORT int cairn_open(const char *dir, const cairn_options *opt,
@@ -1281,8 +504,13 @@ CAIRN_EXPORT int cairn_open(const char *dir, const cairn_options *opt,
   if (mkdir(dir, 0755) != 0 && errno != EEXIST) rc = -errno;
   if (rc == 0) rc = dir_lock(db);
   if (rc == 0) rc = meta_load(db);
+  if (rc == 0) rc = db_open_store(db);
   if (rc == 0) rc = db_open_log(db);
-  if (rc == 0 && (rc = expiry_start(db)) != 0) wal_close(db->wal);
+  if (rc == 0 && (rc = db_start_ckpt(db)) != 0) wal_close(db->wal);
+  if (rc == 0 && (rc = maint_start(db)) != 0) {
+    ckpt_stop(db->ckpt, 0);
+    wal_close(db->wal);
+  }
   if (rc) {
     db_free(db);
     return rc;
@@ -1293,7 +521,14 @@ CAIRN_EXPORT int cairn_open(const char *dir, const cairn_options *opt,
 
 CAIRN_EXPORT void cairn_close(cairn *db) {
   if (!db) return;
-  expiry_stop(db);
+  maint_stop(db);
+  /* A clean close leaves nothing to replay: sync, then checkpoint. */
+  int rc = wal_sync(db->wal);
+  if (rc == 0) rc = ckpt_stop(db->ckpt, 1);
+  else ckpt_stop(db->ckpt, 0);
+  if (rc && rc != CAIRN_EIO)
+    log_warn(&db->log, "checkpoint at close: %s; the log will be replayed "
+             "at the next open", cairn_strerror(rc));
   wal_close(db->wal);
   db_free(db);
 }

@@ -1,5 +1,6 @@
 /*
- * db.h - the database handle, shared by the modules that build on it.
+ * db.h - the database handle, shared by db.c (open, close, recovery),
+ * ops.c (reads and writes) and maint.c (expiry and eviction).
  */
 #ifndef CAIRN_DB_H
 #define CAIRN_DB_H
@@ -10,20 +11,11 @@
 #include "cairn.h"
 #include "limits.h"
 #include "log.h"
+#include "table.h"
 
-struct table;
+struct ckpt;
+struct store;
 struct wal;
-
-#define DB_STRIPES 16u
-
-enum { CNT_PUTS, CNT_DELS, CNT_GETS, CNT_GET_HITS, CNT_EXPIRED, CNT_N };
-
-struct db_counters {
-  uint64_t n[CNT_N];
-} __attribute__((aligned(64)));
-
-/* Add v to counter c of this thread's stripe (relaxed atomics). */
-void db_count(struct cairn *db, unsigned c, uint64_t v);
 
 /* A namespace: a named keyspace with its own table and defaults.
  * Namespaces are created on first use and live until close. */
@@ -32,7 +24,21 @@ struct ns {
   uint8_t len;
   struct table *t;
   cairn_ns_options opt;
+  /* Per shard, how many evictions it has seen: a lookup that went to the
+   * store compares it to know that nothing left memory meanwhile. */
+  uint32_t evict_seq[TABLE_SHARDS];
 };
+
+#define DB_STRIPES 16u
+
+enum {
+  CNT_PUTS, CNT_DELS, CNT_GETS, CNT_GET_HITS, CNT_MEM_HITS, CNT_STORE_READS,
+  CNT_EXPIRED, CNT_EVICTED, CNT_N
+};
+
+struct db_counters {
+  uint64_t n[CNT_N];
+} __attribute__((aligned(64)));
 
 struct cairn {
   char *dir;
@@ -40,6 +46,8 @@ struct cairn {
   struct logger log;
   int lock_fd;             /* flock'd LOCK file: one process per directory */
   struct wal *wal;
+  struct store *store;     /* the checkpointed state (LMDB) */
+  struct ckpt *ckpt;
   uint64_t epoch;
 
   /* Namespaces: published with release stores, read without locks. */
@@ -48,20 +56,60 @@ struct cairn {
   unsigned ns_count;
 
   uint64_t mem_version;    /* versions of MEMORY writes: top bit set */
+  uint64_t ckpt_lsn;       /* what the store holds; entries at or below
+                              it are clean (evictable) */
   int fatal;               /* a write was logged but could not be applied */
+  int store_full;          /* the store is at map_bytes_max */
 
   /* Statistics: counters striped by thread, so that readers on different
    * cores do not bounce one cache line; summed by cairn_stats. */
   struct db_counters counters[DB_STRIPES];
 
-  /* Background expiry. */
-  pthread_t expiry_thread;
-  int expiry_running;
-  pthread_mutex_t expiry_mu;
-  pthread_cond_t expiry_cv;
+  /* The maintenance thread: expiry and eviction (maint.c). */
+  pthread_t maint_thread;
+  int maint_running;
+  pthread_mutex_t maint_mu;
+  pthread_cond_t maint_cv;
   int stopping;
-  unsigned expiry_ns, expiry_shard; /* where the sweep resumes */
+  unsigned expiry_ns, expiry_shard; /* where the expiry sweep resumes */
   uint64_t expiry_from;
+  unsigned evict_ns, evict_shard;   /* the eviction's clock hand */
+  uint64_t evict_from;
 };
+
+/* db.c */
+void db_count(cairn *db, unsigned c, uint64_t v);
+/* The namespace named ns (NULL: "default"), created if missing.
+ * Errors: CAIRN_EINVAL, CAIRN_ENOMEM. */
+int db_ns_arg(cairn *db, const char *ns, struct ns **out);
+/* The namespace named by a record, created if missing. */
+int db_ns_get(cairn *db, const char *name, size_t len, struct ns **out);
+/* Does namespace s keep its data in the store (it is not MEMORY)? */
+int db_cold(const cairn *db, const struct ns *s);
+/* Bytes held in memory by every namespace. */
+uint64_t db_memory(cairn *db);
+
+/* ops.c */
+/* Is e a live entry (not a tombstone, not past its deadline)? */
+int db_entry_live(const struct entry *e, int64_t now);
+/* Take the write lock of key's shard and find its state: in memory, or
+ * else loaded from the store into memory as a clean entry.  On success
+ * the lock is held and *out is the live entry or NULL.  Errors (lock not
+ * held): the store's. */
+int db_lookup(cairn *db, struct ns *s, uint64_t hash, const void *key,
+              size_t klen, int64_t now, struct entry **out);
+/* A tombstone for key, or NULL where the store is not used. */
+struct entry *db_tomb_new(cairn *db, struct ns *s, const void *key,
+                          size_t klen, uint64_t hash);
+/* Remove key, leaving tomb (if not NULL) with version lsn.  Write lock. */
+void db_bury(struct ns *s, uint64_t hash, const void *key, size_t klen,
+             struct entry *tomb, uint64_t lsn);
+
+/* maint.c */
+int maint_start(cairn *db);
+void maint_stop(cairn *db);
+/* Called after memory grew: wakes the evictor now and then, and evicts
+ * inline when far over the budget. */
+void db_mem_grew(cairn *db);
 
 #endif /* CAIRN_DB_H */

@@ -28,6 +28,21 @@
 #define URING_ENTRIES         8u                  /* SQ depth of the log ring */
 #define SEGMENT_SCAN_MAX      (1ull << 40)        /* bytes a recovery reads */
 
+/* Checkpoints and the store (LMDB). */
+#define CKPT_BYTES_DEFAULT       (256ull * 1024 * 1024)
+#define CKPT_INTERVAL_MS_DEFAULT (5u * 60 * 1000)
+#define CKPT_TXN_KEYS            50000u  /* keys per LMDB write txn: LMDB
+                                            dirties at most 128Ki pages */
+#define MAP_BYTES_INITIAL        (64ull * 1024 * 1024)
+#define MAP_BYTES_MIN            (1ull * 1024 * 1024)
+#define MAP_BYTES_MAX_DEFAULT    (1ull << 40)
+#define STORE_READERS            256u
+
+/* Memory budget. */
+#define EVICT_BATCH       512u  /* entries examined per shard visit */
+#define EVICT_LOW_PCT     95u   /* eviction stops at this share of budget */
+#define EVICT_INLINE_PCT  110u  /* above this, inserting threads evict too */
+
 /* Expiry. */
 #define EXPIRE_TICK_MS_DEFAULT   100u
 #define EXPIRE_SCAN_MAX_DEFAULT  20000u

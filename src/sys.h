@@ -30,6 +30,14 @@ struct sys_ops {
   /* io_uring_queue_init's result: 0 or -errno.  Tests return -ENOSYS. */
   int (*uring_init)(void);
   int (*uring_result)(int op, int res);
+  /* NULL in production.  Crash tests set it to stop or kill the process
+   * at a named point (SYS_HOOK_*) to widen a window they aim at. */
+  void (*test_hook)(int point);
+};
+
+enum {
+  SYS_HOOK_CKPT_MID_TXN = 1,   /* checkpoint: half its keys written */
+  SYS_HOOK_CKPT_COMMITTED = 2, /* checkpoint: committed, log not recycled */
 };
 
 extern struct sys_ops sys_ops;

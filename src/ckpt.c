@@ -1,0 +1,419 @@
+/*
+ * ckpt.c - the checkpointer (see ckpt.h).
+ *
+ * One thread.  A checkpoint is due when the log has grown by log_bytes
+ * since the last one, when interval_ms has passed with records to write,
+ * or when asked.  Its work:
+ *
+ *   1. target = the durable LSN; from = the store's checkpoint LSN.
+ *   2. wal_read (from, target]: every record folds into a map keyed by
+ *      (namespace, key), so a key written many times is written once.
+ *   3. The folded keys, sorted in the store's key order (LMDB appends
+ *      faster in order), go into one LMDB write transaction, which also
+ *      records target as the checkpoint LSN, and commits.
+ *   4. The log recycles the segments wholly below target + 1.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ckpt.h"
+#include "hash.h"
+#include "limits.h"
+#include "record.h"
+#include "store.h"
+#include "sys.h"
+#include "table.h"
+#include "util.h"
+#include "wal.h"
+
+/* ------------------------------------------------------------------------
+ * Folding records per key.
+ * --------------------------------------------------------------------- */
+
+enum { FOLD_PUT = 1, FOLD_DEL = 2, FOLD_EXPIRE = 3 };
+
+/* The last state of one key within the checkpoint's range. */
+struct fold {
+  uint64_t hash;
+  uint8_t op, ns_len;
+  uint32_t klen, vlen;
+  uint64_t version, max_idle_ms;
+  int64_t expire_at_ms, ts_ms;
+  char data[]; /* ns, key, value */
+};
+
+struct fold_map {
+  struct fold **slots;
+  size_t cap, n;
+  uint64_t records;
+};
+
+static uint64_t fold_hash(const struct rec *r) {
+  /* The table's hash of the key, mixed with the namespace's. */
+  return table_hash(r->key, r->klen) ^ (hash64(r->ns, r->ns_len) * 0x9e3779b97f4a7c15ull);
+}
+
+static int fold_same(const struct fold *f, const struct rec *r) {
+  return f->ns_len == r->ns_len && f->klen == r->klen &&
+         memcmp(f->data, r->ns, r->ns_len) == 0 &&
+         memcmp(f->data + f->ns_len, r->key, r->klen) == 0;
+}
+
+static int map_grow(struct fold_map *m) {
+  size_t cap = m->cap ? m->cap * 2 : 1024;
+  struct fold **slots = calloc(cap, sizeof *slots);
+  if (!slots) return CAIRN_ENOMEM;
+  for (size_t i = 0; i < m->cap; i++) {
+    struct fold *f = m->slots[i];
+    if (!f) continue;
+    size_t k = f->hash & (cap - 1);
+    while (slots[k]) k = (k + 1) & (cap - 1);
+    slots[k] = f;
+  }
+  free(m->slots);
+  m->slots = slots;
+  m->cap = cap;
+  return 0;
+}
+
+/* The slot for r's key: its fold, or the empty slot where it goes. */
+static struct fold **map_slot(struct fold_map *m, const struct rec *r,
+                              uint64_t h) {
+  size_t k = h & (m->cap - 1);
+  while (m->slots[k] && !(m->slots[k]->hash == h && fold_same(m->slots[k], r)))
+    k = (k + 1) & (m->cap - 1);
+  return &m->slots[k];
+}
+
+static struct fold *fold_new(const struct rec *r, uint64_t h, size_t vlen) {
+  struct fold *f = malloc(sizeof *f + r->ns_len + r->klen + vlen);
+  if (!f) return NULL;
+  memset(f, 0, sizeof *f);
+  f->hash = h;
+  f->ns_len = r->ns_len;
+  f->klen = r->klen;
+  memcpy(f->data, r->ns, r->ns_len);
+  memcpy(f->data + r->ns_len, r->key, r->klen);
+  return f;
+}
+
+/* Fold one (non-batch) record at lsn into the map. */
+static int fold_one(struct fold_map *m, uint64_t lsn, const struct rec *r) {
+  if ((m->n + 1) * 2 > m->cap && map_grow(m) != 0) return CAIRN_ENOMEM;
+  uint64_t h = fold_hash(r);
+  struct fold **slot = map_slot(m, r, h), *old = *slot;
+  if (r->op == REC_EXPIRE && old && old->op != FOLD_DEL) {
+    /* The value stays as folded; only the expiry and version move. */
+    old->expire_at_ms = r->expire_at_ms;
+    old->max_idle_ms = r->max_idle_ms;
+    old->version = lsn;
+    old->ts_ms = (int64_t)r->ts_ms;
+    return 0;
+  }
+  size_t vlen = r->op == REC_PUT ? r->vlen : 0;
+  struct fold *f = fold_new(r, h, vlen);
+  if (!f) return CAIRN_ENOMEM;
+  f->op = r->op == REC_PUT ? FOLD_PUT
+          : r->op == REC_EXPIRE ? FOLD_EXPIRE : FOLD_DEL;
+  f->vlen = (uint32_t)vlen;
+  if (vlen) memcpy(f->data + f->ns_len + f->klen, r->val, vlen);
+  f->version = lsn;
+  f->expire_at_ms = r->expire_at_ms;
+  f->max_idle_ms = r->max_idle_ms;
+  f->ts_ms = (int64_t)r->ts_ms;
+  *slot = f;
+  free(old);
+  if (!old) m->n++;
+  return 0;
+}
+
+/* wal_apply_fn over (from, target]. */
+static int fold_apply(void *arg, uint64_t lsn, const struct rec *r) {
+  struct fold_map *m = arg;
+  m->records++;
+  if (r->op != REC_BATCH) return fold_one(m, lsn, r);
+  size_t off = 0;
+  for (uint32_t i = 0; i < r->klen; i++) {
+    struct rec sub;
+    int rc = rec_decode(r->val, r->vlen, &off, &sub);
+    if (rc == 0) rc = fold_one(m, lsn, &sub);
+    if (rc) return rc;
+  }
+  return 0;
+}
+
+static void map_free(struct fold_map *m) {
+  for (size_t i = 0; i < m->cap; i++) free(m->slots[i]);
+  free(m->slots);
+  memset(m, 0, sizeof *m);
+}
+
+/* The store's key order: namespace (length, bytes), shard, h32, key. */
+static int fold_cmp(const void *a, const void *b) {
+  const struct fold *x = *(struct fold *const *)a, *y = *(struct fold *const *)b;
+  if (x->ns_len != y->ns_len) return x->ns_len < y->ns_len ? -1 : 1;
+  int c = memcmp(x->data, y->data, x->ns_len);
+  if (c) return c;
+  uint64_t hx = table_hash(x->data + x->ns_len, x->klen);
+  uint64_t hy = table_hash(y->data + y->ns_len, y->klen);
+  unsigned sx = table_shard(hx), sy = table_shard(hy);
+  if (sx != sy) return sx < sy ? -1 : 1;
+  if ((hx >> 32) != (hy >> 32)) return (hx >> 32) < (hy >> 32) ? -1 : 1;
+  size_t n = MIN(x->klen, y->klen);
+  c = memcmp(x->data + x->ns_len, y->data + y->ns_len, n);
+  if (c) return c;
+  return x->klen < y->klen ? -1 : x->klen > y->klen;
+}
+
+/* ------------------------------------------------------------------------
+ * Writing the folded keys.
+ * --------------------------------------------------------------------- */
+
+static int fold_write(struct store *s, struct store_txn *t,
+                      const struct fold *f) {
+  const char *ns = f->data, *key = f->data + f->ns_len;
+  uint64_t h = table_hash(key, f->klen);
+  unsigned shard = table_shard(h);
+  uint32_t h32 = (uint32_t)(h >> 32);
+  if (f->op == FOLD_DEL)
+    return store_del(t, ns, f->ns_len, shard, h32, key, f->klen);
+  struct store_val v = {f->version, f->expire_at_ms, f->max_idle_ms,
+                        f->ts_ms, REC_T_STRING,
+                        (void *)(key + f->klen), f->vlen};
+  if (f->op == FOLD_PUT)
+    return store_put(t, ns, f->ns_len, shard, h32, key, f->klen, &v);
+  /* An expiry change of an entry that only the store holds. */
+  struct store_val old;
+  int rc = store_get(s, ns, f->ns_len, shard, h32, key, f->klen, &old, NULL);
+  if (rc == CAIRN_ENOTFOUND) return 0;
+  if (rc) return rc;
+  v.data = old.data;
+  v.len = old.len;
+  v.type = old.type;
+  rc = store_put(t, ns, f->ns_len, shard, h32, key, f->klen, &v);
+  free(old.data);
+  return rc;
+}
+
+/* Write folds [lo, hi) in one transaction, committed at ckpt_lsn. */
+static int folds_txn(struct store *s, struct fold **list, size_t lo,
+                     size_t hi, size_t mid, uint64_t ckpt_lsn,
+                     uint64_t epoch) {
+  struct store_txn *t;
+  int rc = store_begin(s, &t);
+  for (size_t i = lo; rc == 0 && i < hi; i++) {
+    rc = fold_write(s, t, list[i]);
+    if (rc == 0 && i == mid && sys_ops.test_hook)
+      sys_ops.test_hook(SYS_HOOK_CKPT_MID_TXN);
+  }
+  if (rc == 0) return store_commit(t, ckpt_lsn, epoch);
+  if (t) store_abort(t);
+  return rc;
+}
+
+/* Write every fold, in store order, and commit at target.
+ *
+ * LMDB lets one write transaction dirty at most 128Ki pages, which a
+ * checkpoint of random keys over a large store can pass, so the folds go
+ * in transactions of CKPT_TXN_KEYS keys.  Every one but the last commits
+ * under the old checkpoint LSN: a crash between them leaves the store
+ * holding some keys ahead of the LSN it names, which recovery then
+ * replays over in memory (replay from the named LSN rebuilds every key
+ * written after it), and the next checkpoint writes again.  Only the last
+ * transaction moves the checkpoint LSN. */
+static int folds_commit(struct store *s, struct fold_map *m, uint64_t from,
+                        uint64_t target, uint64_t epoch) {
+  struct fold **list = malloc((m->n ? m->n : 1) * sizeof *list);
+  if (!list) return CAIRN_ENOMEM;
+  size_t n = 0;
+  for (size_t i = 0; i < m->cap; i++)
+    if (m->slots[i]) list[n++] = m->slots[i];
+  qsort(list, n, sizeof *list, fold_cmp);
+  int rc = 0;
+  size_t lo = 0;
+  do {
+    size_t hi = MIN(n, lo + CKPT_TXN_KEYS);
+    rc = folds_txn(s, list, lo, hi, n / 2, hi == n ? target : from, epoch);
+    lo = hi;
+  } while (rc == 0 && lo < n);
+  free(list);
+  return rc;
+}
+
+/* ------------------------------------------------------------------------
+ * The thread.
+ * --------------------------------------------------------------------- */
+
+struct ckpt {
+  struct wal *wal;
+  struct store *store;
+  struct ckpt_config cfg;
+  pthread_t thread;
+  pthread_mutex_t mu;
+  pthread_cond_t cv, done_cv;
+  uint64_t req_gen, done_gen; /* checkpoints asked for, and run */
+  int last_rc, stop, final;
+  uint64_t log_bytes_at;      /* wal bytes written at the last one */
+  uint64_t last_ns;           /* monotonic time of the last one */
+  struct ckpt_stats st;
+};
+
+/* One checkpoint, from the thread.  mu not held. */
+static int ckpt_once(struct ckpt *c) {
+  struct wal_stats ws;
+  wal_stats(c->wal, &ws);
+  uint64_t from = store_ckpt_lsn(c->store), target = ws.durable_lsn;
+  uint64_t t0 = mono_ns();
+  if (target <= from) return 0;
+  struct fold_map m = {0};
+  int rc = map_grow(&m);
+  if (rc == 0) rc = wal_read(c->wal, from, target, fold_apply, &m);
+  if (rc == 0) rc = folds_commit(c->store, &m, from, target, c->cfg.epoch);
+  uint64_t keys = m.n, records = m.records;
+  map_free(&m);
+  if (rc) {
+    log_error(c->cfg.log, "checkpoint to LSN %" PRIu64 " failed: %s", target,
+              cairn_strerror(rc));
+    if (c->cfg.done) c->cfg.done(c->cfg.arg, rc, from);
+    return rc;
+  }
+  if (sys_ops.test_hook) sys_ops.test_hook(SYS_HOOK_CKPT_COMMITTED);
+  if (c->cfg.done) c->cfg.done(c->cfg.arg, 0, target);
+  int r = wal_release(c->wal, target + 1);
+  if (r)
+    log_warn(c->cfg.log, "recycling log segments below LSN %" PRIu64
+             ": %s", target + 1, cairn_strerror(r));
+  pthread_mutex_lock(&c->mu);
+  c->st.lsn = target;
+  c->st.count++;
+  c->st.last_ms = (mono_ns() - t0) / 1000000u;
+  c->st.last_bytes = ws.bytes - c->log_bytes_at;
+  c->st.last_records = records;
+  c->st.last_keys = keys;
+  c->log_bytes_at = ws.bytes;
+  pthread_mutex_unlock(&c->mu);
+  log_debug(c->cfg.log, "checkpoint to LSN %" PRIu64 ": %" PRIu64
+            " records, %" PRIu64 " keys, %" PRIu64 " ms", target, records,
+            keys, (mono_ns() - t0) / 1000000u);
+  return 0;
+}
+
+/* Is a checkpoint due?  mu held. */
+static int ckpt_due(struct ckpt *c, uint64_t now) {
+  if (c->req_gen > c->done_gen) return 1;
+  struct wal_stats ws;
+  wal_stats(c->wal, &ws);
+  if (ws.durable_lsn <= store_ckpt_lsn(c->store)) return 0;
+  if (ws.bytes - c->log_bytes_at >= c->cfg.log_bytes) return 1;
+  return now - c->last_ns >= (uint64_t)c->cfg.interval_ms * 1000000u;
+}
+
+static void *ckpt_main(void *arg) {
+  struct ckpt *c = arg;
+  pthread_mutex_lock(&c->mu);
+  while (!c->stop) {
+    uint64_t now = mono_ns();
+    if (!ckpt_due(c, now)) {
+      /* Log growth is polled: the writers do not signal this thread. */
+      struct timespec ts;
+      clock_gettime(CLOCK_MONOTONIC, &ts);
+      ts.tv_nsec += 50 * 1000000;
+      if (ts.tv_nsec >= 1000000000) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000;
+      }
+      pthread_cond_timedwait(&c->cv, &c->mu, &ts);
+      continue;
+    }
+    uint64_t gen = c->req_gen;
+    pthread_mutex_unlock(&c->mu);
+    int rc = ckpt_once(c);
+    pthread_mutex_lock(&c->mu);
+    c->last_ns = mono_ns();
+    c->last_rc = rc;
+    c->st.failed = rc != 0;
+    c->done_gen = gen;
+    pthread_cond_broadcast(&c->done_cv);
+  }
+  pthread_mutex_unlock(&c->mu);
+  return NULL;
+}
+
+int ckpt_start(struct wal *w, struct store *s, const struct ckpt_config *cfg,
+               struct ckpt **out) {
+  struct ckpt *c = calloc(1, sizeof *c);
+  if (!c) return CAIRN_ENOMEM;
+  c->wal = w;
+  c->store = s;
+  c->cfg = *cfg;
+  c->last_ns = mono_ns();
+  struct wal_stats ws;
+  wal_stats(w, &ws);
+  c->log_bytes_at = ws.bytes;
+  c->st.lsn = store_ckpt_lsn(s);
+  /* A replayed log is not counted in ws.bytes: check it in soon. */
+  if (ws.last_lsn > c->st.lsn) c->req_gen = 1;
+  pthread_mutex_init(&c->mu, NULL);
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&c->cv, &ca);
+  pthread_condattr_destroy(&ca);
+  pthread_cond_init(&c->done_cv, NULL);
+  int rc = pthread_create(&c->thread, NULL, ckpt_main, c);
+  if (rc) {
+    free(c);
+    return -rc;
+  }
+  *out = c;
+  return 0;
+}
+
+int ckpt_run(struct ckpt *c) {
+  pthread_mutex_lock(&c->mu);
+  uint64_t want = ++c->req_gen;
+  pthread_cond_signal(&c->cv);
+  while (c->done_gen < want && !c->stop)
+    pthread_cond_wait(&c->done_cv, &c->mu);
+  int rc = c->done_gen >= want ? c->last_rc : CAIRN_ECLOSING;
+  pthread_mutex_unlock(&c->mu);
+  return rc;
+}
+
+void ckpt_request(struct ckpt *c) {
+  pthread_mutex_lock(&c->mu);
+  if (c->req_gen == c->done_gen) c->req_gen++;
+  pthread_cond_signal(&c->cv);
+  pthread_mutex_unlock(&c->mu);
+}
+
+int ckpt_stop(struct ckpt *c, int final) {
+  if (!c) return 0;
+  int rc = final ? ckpt_run(c) : 0;
+  pthread_mutex_lock(&c->mu);
+  c->stop = 1;
+  pthread_cond_broadcast(&c->cv);
+  pthread_cond_broadcast(&c->done_cv);
+  pthread_mutex_unlock(&c->mu);
+  pthread_join(c->thread, NULL);
+  pthread_cond_destroy(&c->cv);
+  pthread_cond_destroy(&c->done_cv);
+  pthread_mutex_destroy(&c->mu);
+  free(c);
+  return rc;
+}
+
+void ckpt_stats(struct ckpt *c, struct ckpt_stats *out) {
+  struct wal_stats ws;
+  wal_stats(c->wal, &ws);
+  pthread_mutex_lock(&c->mu);
+  *out = c->st;
+  out->log_bytes_since = ws.bytes - c->log_bytes_at;
+  pthread_mutex_unlock(&c->mu);
+}

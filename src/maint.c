@@ -1,0 +1,327 @@
+/*
+ * maint.c - the maintenance thread: background expiry and eviction.
+ *
+ * Expiry.  Every tick, a sweep examines a bounded number of entries in
+ * memory, resuming where the last tick stopped, and asks the store for
+ * entries whose deadline has passed (its expiry index), so that an entry
+ * that expires while only the store holds it is reclaimed too.  Each dead
+ * entry becomes a logged REC_EXPIRED, so recovery and followers agree on
+ * what is gone.  A tombstone that the store has caught up with is dropped.
+ *
+ * Eviction.  With a memory budget, clean entries (version at or below the
+ * checkpoint LSN, so the store holds them) are dropped by CLOCK: a hand
+ * sweeps the shards, clearing the mark that reads set, and evicting
+ * entries found unmarked.  Entries written since the last checkpoint are
+ * never evicted; when they alone fill the budget, a checkpoint is asked
+ * for.  Each eviction bumps its shard's evict_seq (see db_lookup).
+ */
+#include "config.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ckpt.h"
+#include "db.h"
+#include "limits.h"
+#include "record.h"
+#include "store.h"
+#include "table.h"
+#include "util.h"
+#include "wal.h"
+
+/* ------------------------------------------------------------------------
+ * Expiry
+ * --------------------------------------------------------------------- */
+
+#define EXPIRE_BATCH 256u /* keys collected per shard walk */
+
+struct expire_ctx {
+  int64_t now;
+  uint64_t ckpt_lsn;
+  size_t seen;       /* entries examined */
+  size_t n;          /* keys collected */
+  char *keys[EXPIRE_BATCH];
+  uint32_t klens[EXPIRE_BATCH];
+};
+
+static void collect_key(struct expire_ctx *c, const void *key, size_t klen) {
+  if (c->n == EXPIRE_BATCH) return;
+  char *k = malloc(klen ? klen : 1);
+  if (!k) return; /* next sweep */
+  memcpy(k, key, klen);
+  c->keys[c->n] = k;
+  c->klens[c->n++] = (uint32_t)klen;
+}
+
+/* Collect the dead: expired entries, and tombstones the store has. */
+static int expire_collect(void *arg, struct entry *e) {
+  struct expire_ctx *c = arg;
+  c->seen++;
+  int tomb = (entry_flags(e) & ENTRY_F_TOMB) != 0;
+  if (tomb ? entry_version(e) <= c->ckpt_lsn : !db_entry_live(e, c->now))
+    collect_key(c, entry_key(e), entry_klen(e));
+  return 0;
+}
+
+/* Reclaim key if it is still dead: a clean tombstone is dropped; an
+ * expired entry is deleted, logged unless it was a MEMORY entry.  Returns
+ * 1 if an entry expired. */
+static int expire_one(cairn *db, struct ns *s, const char *key, size_t klen) {
+  int64_t now = now_ms();
+  uint64_t hash = table_hash(key, klen);
+  unsigned shard = table_shard(hash);
+  struct rec r;
+  memset(&r, 0, sizeof r);
+  r.op = REC_EXPIRED;
+  r.ns = s->name;
+  r.ns_len = s->len;
+  r.key = key;
+  r.klen = (uint32_t)klen;
+  r.ts_ms = (uint64_t)now;
+  size_t bytes = rec_size(&r);
+  if (__atomic_load_n(&db->fatal, __ATOMIC_RELAXED) ||
+      wal_reserve(db->wal, bytes) != 0)
+    return 0;
+  struct entry *tomb = db_tomb_new(db, s, key, klen, hash), *e = NULL;
+  if (db_lookup(db, s, hash, key, klen, now, &e) != 0) {
+    entry_free(tomb);
+    wal_unreserve(db->wal, bytes);
+    return 0;
+  }
+  /* db_lookup hides the dead; look at what memory holds. */
+  e = table_find(s->t, hash, key, klen);
+  int expired = 0;
+  uint64_t ckpt = __atomic_load_n(&db->ckpt_lsn, __ATOMIC_ACQUIRE);
+  if (e && (entry_flags(e) & ENTRY_F_TOMB)) {
+    if (entry_version(e) <= ckpt) entry_free(table_remove(s->t, hash, key, klen));
+    wal_unreserve(db->wal, bytes);
+  } else if (e && !db_entry_live(e, now)) {
+    uint64_t lsn;
+    if (entry_flags(e) & ENTRY_F_MEMORY) {
+      wal_unreserve(db->wal, bytes);
+      lsn = entry_version(e);
+      entry_free(tomb);
+      tomb = NULL;
+    } else {
+      lsn = wal_append(db->wal, &r, CAIRN_DURABILITY_INTERVAL, NULL, NULL);
+    }
+    db_bury(s, hash, key, klen, tomb, lsn);
+    tomb = NULL;
+    expired = 1;
+  } else {
+    wal_unreserve(db->wal, bytes);
+  }
+  table_unlock(s->t, shard);
+  entry_free(tomb);
+  return expired;
+}
+
+static void expire_keys(cairn *db, struct ns *s, struct expire_ctx *c) {
+  for (size_t i = 0; i < c->n; i++) {
+    if (expire_one(db, s, c->keys[i], c->klens[i]))
+      db_count(db, CNT_EXPIRED, 1);
+    free(c->keys[i]);
+  }
+  c->n = 0;
+}
+
+/* Examine up to budget entries in memory, from where the last tick
+ * stopped. */
+static void expire_memory(cairn *db, struct expire_ctx *c, size_t budget) {
+  unsigned nns = __atomic_load_n(&db->ns_count, __ATOMIC_ACQUIRE);
+  for (unsigned steps = 0; budget > 0 && nns > 0 &&
+                           steps < nns * TABLE_SHARDS + 1; steps++) {
+    if (db->expiry_ns >= nns) db->expiry_ns = 0;
+    struct ns *s = db->ns[db->expiry_ns];
+    c->now = now_ms();
+    c->ckpt_lsn = __atomic_load_n(&db->ckpt_lsn, __ATOMIC_ACQUIRE);
+    c->seen = 0;
+    table_rdlock(s->t, db->expiry_shard);
+    int more = table_walk(s->t, db->expiry_shard, &db->expiry_from,
+                          MIN(budget, EXPIRE_BATCH), expire_collect, c);
+    table_unlock(s->t, db->expiry_shard);
+    budget -= MIN(budget, MAX(c->seen, (size_t)1));
+    expire_keys(db, s, c);
+    if (!more) {
+      db->expiry_from = 0;
+      if (++db->expiry_shard == TABLE_SHARDS) {
+        db->expiry_shard = 0;
+        db->expiry_ns++;
+      }
+    }
+  }
+}
+
+struct due_ctx {
+  cairn *db;
+  size_t n;
+  struct ns *ns[EXPIRE_BATCH];
+  struct expire_ctx *c;
+};
+
+static int due_collect(void *arg, const char *ns, size_t ns_len,
+                       const void *key, size_t klen, int64_t deadline) {
+  (void)deadline;
+  struct due_ctx *d = arg;
+  struct ns *s;
+  if (d->c->n == EXPIRE_BATCH) return 1;
+  if (db_ns_get(d->db, ns, ns_len, &s) != 0) return 0;
+  d->ns[d->c->n] = s;
+  collect_key(d->c, key, klen);
+  return 0;
+}
+
+/* Entries that died while only the store held them. */
+static void expire_store(cairn *db, struct expire_ctx *c) {
+  struct due_ctx d = {db, 0, {0}, c};
+  c->n = 0;
+  if (store_due(db->store, now_ms(), EXPIRE_BATCH, due_collect, &d) != 0)
+    return;
+  for (size_t i = 0; i < c->n; i++) {
+    if (expire_one(db, d.ns[i], c->keys[i], c->klens[i]))
+      db_count(db, CNT_EXPIRED, 1);
+    free(c->keys[i]);
+  }
+  c->n = 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Eviction
+ * --------------------------------------------------------------------- */
+
+struct evict_ctx {
+  uint64_t ckpt_lsn;
+  size_t n;
+  struct entry *victims[EVICT_BATCH];
+  uint64_t hashes[EVICT_BATCH];
+};
+
+static int evict_collect(void *arg, struct entry *e) {
+  struct evict_ctx *c = arg;
+  /* Dirty, or only in memory: never.  Marked: a second chance. */
+  if (entry_version(e) > c->ckpt_lsn || (entry_flags(e) & ENTRY_F_MEMORY))
+    return 0;
+  if (entry_unref(e) || c->n == EVICT_BATCH) return 0;
+  c->victims[c->n] = e;
+  c->hashes[c->n++] = table_hash(entry_key(e), entry_klen(e));
+  return 0;
+}
+
+/* One visit of the hand: evict what it finds in one shard.  Returns the
+ * bytes freed. */
+static uint64_t evict_step(cairn *db, struct evict_ctx *c) {
+  unsigned nns = __atomic_load_n(&db->ns_count, __ATOMIC_ACQUIRE);
+  if (db->evict_ns >= nns) db->evict_ns = 0;
+  struct ns *s = db->ns[db->evict_ns];
+  unsigned shard = db->evict_shard;
+  uint64_t freed = 0;
+  c->ckpt_lsn = __atomic_load_n(&db->ckpt_lsn, __ATOMIC_ACQUIRE);
+  c->n = 0;
+  table_wrlock(s->t, shard);
+  int more = table_walk(s->t, shard, &db->evict_from, EVICT_BATCH,
+                        evict_collect, c);
+  for (size_t i = 0; i < c->n; i++) {
+    struct entry *e = c->victims[i];
+    freed += entry_bytes(e);
+    entry_free(table_remove(s->t, c->hashes[i], entry_key(e), entry_klen(e)));
+  }
+  if (c->n) __atomic_add_fetch(&s->evict_seq[shard], 1, __ATOMIC_RELEASE);
+  table_unlock(s->t, shard);
+  db_count(db, CNT_EVICTED, c->n);
+  if (!more) {
+    db->evict_from = 0;
+    if (++db->evict_shard == TABLE_SHARDS) {
+      db->evict_shard = 0;
+      db->evict_ns++;
+    }
+  }
+  return freed;
+}
+
+/* Evict until memory is under EVICT_LOW_PCT of the budget, or the hand has
+ * gone twice round (every mark cleared once) without getting there. */
+static void evict(cairn *db, struct evict_ctx *c) {
+  uint64_t budget = db->opt.max_memory;
+  if (budget == 0 || db->ns_count == 0) return;
+  uint64_t mem = db_memory(db), low = budget / 100 * EVICT_LOW_PCT;
+  if (mem <= budget) return;
+  uint64_t visits = 2ull * db->ns_count * TABLE_SHARDS * 4;
+  for (uint64_t i = 0; mem > low && i < visits; i++) {
+    uint64_t freed = evict_step(db, c);
+    mem = freed < mem ? mem - freed : 0;
+    if ((i & 63) == 63) mem = db_memory(db);
+  }
+  /* What is left is mostly dirty: only a checkpoint makes it evictable. */
+  if (db_memory(db) > low) ckpt_request(db->ckpt);
+}
+
+void db_mem_grew(cairn *db) {
+  static __thread unsigned n;
+  if (db->opt.max_memory == 0 || (++n & 63) != 0) return;
+  uint64_t mem = db_memory(db), budget = db->opt.max_memory;
+  if (mem <= budget) return;
+  pthread_mutex_lock(&db->maint_mu);
+  pthread_cond_signal(&db->maint_cv);
+  pthread_mutex_unlock(&db->maint_mu);
+}
+
+/* ------------------------------------------------------------------------
+ * The thread
+ * --------------------------------------------------------------------- */
+
+static void maint_tick(cairn *db, struct expire_ctx *ec,
+                       struct evict_ctx *vc) {
+  evict(db, vc);
+  if (db->opt.flags & CAIRN_OPEN_NO_EXPIRY) return;
+  expire_memory(db, ec, db->opt.expire_scan_max);
+  expire_store(db, ec);
+}
+
+static void *maint_main(void *arg) {
+  cairn *db = arg;
+  struct expire_ctx *ec = calloc(1, sizeof *ec);
+  struct evict_ctx *vc = calloc(1, sizeof *vc);
+  pthread_mutex_lock(&db->maint_mu);
+  while (!db->stopping && ec && vc) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint64_t ns = (uint64_t)ts.tv_nsec + db->opt.expire_tick_ms * 1000000ull;
+    ts.tv_sec += (time_t)(ns / 1000000000u);
+    ts.tv_nsec = (long)(ns % 1000000000u);
+    pthread_cond_timedwait(&db->maint_cv, &db->maint_mu, &ts);
+    if (db->stopping) break;
+    pthread_mutex_unlock(&db->maint_mu);
+    maint_tick(db, ec, vc);
+    pthread_mutex_lock(&db->maint_mu);
+  }
+  pthread_mutex_unlock(&db->maint_mu);
+  free(ec);
+  free(vc);
+  return NULL;
+}
+
+int maint_start(cairn *db) {
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&db->maint_cv, &ca);
+  pthread_condattr_destroy(&ca);
+  pthread_mutex_init(&db->maint_mu, NULL);
+  int rc = pthread_create(&db->maint_thread, NULL, maint_main, db);
+  if (rc) return -rc;
+  db->maint_running = 1;
+  return 0;
+}
+
+void maint_stop(cairn *db) {
+  pthread_mutex_lock(&db->maint_mu);
+  db->stopping = 1;
+  pthread_cond_broadcast(&db->maint_cv);
+  pthread_mutex_unlock(&db->maint_mu);
+  if (db->maint_running) pthread_join(db->maint_thread, NULL);
+  db->maint_running = 0;
+  pthread_cond_destroy(&db->maint_cv);
+  pthread_mutex_destroy(&db->maint_mu);
+}

@@ -1,0 +1,1093 @@
+/*
+ * ops.c - reads and writes: the data calls of the public API.
+ *
+ * A write, in order:
+ *   1. reserve room in the log buffer (may wait for a flush; no lock held),
+ *   2. take the shard's write lock and find the key's current state, in
+ *      memory or, for a key that memory does not hold, in the store
+ *      (db_lookup), and check the write's condition against it,
+ *   3. change the table and append the record: the LSN is the new version,
+ *      and LSN order matches the order of the shard lock, so the log and
+ *      the table agree on the order of writes to one key,
+ *   4. release the lock, then wait for the log (or return, if async).
+ * A read takes the shard's read lock, copies the value and never waits on
+ * the log.  Readers may therefore see a write before it is durable; the
+ * writer is not told it succeeded until it is.
+ *
+ * A deletion of a key the store may hold leaves a tombstone in memory
+ * (ENTRY_F_TOMB) until a checkpoint has carried it into the store, so that
+ * a read never finds the older value there.
+ */
+#include "config.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "db.h"
+#include "limits.h"
+#include "record.h"
+#include "store.h"
+#include "table.h"
+#include "util.h"
+#include "wal.h"
+
+#define MEM_VERSION_BIT (1ull << 63)
+#define LOOKUP_TRIES_MAX 1000u /* loads raced by evictions before giving up */
+
+/* ------------------------------------------------------------------------
+ * Write plumbing
+ * --------------------------------------------------------------------- */
+
+static const cairn_write no_write_opts;
+
+static cairn_durability write_mode(cairn *db, const struct ns *s,
+                                   const cairn_write *w) {
+  if (w->durability != CAIRN_DURABILITY_DEFAULT) return w->durability;
+  cairn_durability d = __atomic_load_n(&s->opt.durability, __ATOMIC_RELAXED);
+  if (d != CAIRN_DURABILITY_DEFAULT) return d;
+  return db->opt.durability;
+}
+
+static int key_ok(const void *key, size_t klen) {
+  return key && klen >= 1 && klen <= KEY_MAX;
+}
+
+/* The expiry a write gives a new entry: from w, else the namespace's. */
+static void write_expiry(const struct ns *s, const cairn_write *w,
+                         int64_t now, int64_t *expire_at,
+                         uint64_t *max_idle) {
+  uint64_t ttl = s->opt.ttl_ms, idle = s->opt.max_idle_ms;
+  if ((w->flags & CAIRN_W_TTL) || w->ttl_ms) ttl = w->ttl_ms;
+  if ((w->flags & CAIRN_W_MAX_IDLE) || w->max_idle_ms) idle = w->max_idle_ms;
+  *expire_at = ttl ? now + (int64_t)MIN(ttl, (uint64_t)INT64_MAX / 4) : 0;
+  *max_idle = idle;
+}
+
+/* Check a write's condition against the live entry e (or NULL). */
+static int cond_check(const cairn_write *w, const struct entry *e) {
+  if ((w->cond & CAIRN_IF_ABSENT) && e) return CAIRN_EEXISTS;
+  if ((w->cond & CAIRN_IF_PRESENT) && !e) return CAIRN_ENOTFOUND;
+  if ((w->cond & CAIRN_IF_VERSION) && (e ? entry_version(e) : 0) != w->version)
+    return CAIRN_EVERSION;
+  return 0;
+}
+
+static int writable(cairn *db) {
+  if (__atomic_load_n(&db->fatal, __ATOMIC_RELAXED)) return CAIRN_EREADONLY;
+  return 0;
+}
+
+/* Step 1 of a write: room in the log for `bytes`, unless not logged.
+ * While the store is full, only writes that do not grow the data (deletes)
+ * go on, so that an operator can make room. */
+static int write_begin(cairn *db, cairn_durability mode, size_t bytes,
+                       int grows) {
+  int rc = writable(db);
+  if (rc == 0 && grows && __atomic_load_n(&db->store_full, __ATOMIC_RELAXED))
+    rc = CAIRN_EFULL;
+  if (rc || mode == CAIRN_DURABILITY_MEMORY) return rc;
+  return wal_reserve(db->wal, bytes);
+}
+
+static void write_abort(cairn *db, cairn_durability mode, size_t bytes) {
+  if (mode != CAIRN_DURABILITY_MEMORY) wal_unreserve(db->wal, bytes);
+}
+
+/* Step 3: the version of this write, appending r to the log when logged.
+ * Called with the shard write lock(s) held. */
+static uint64_t write_commit(cairn *db, cairn_durability mode,
+                             const struct rec *r, const cairn_write *w) {
+  if (mode == CAIRN_DURABILITY_MEMORY)
+    return MEM_VERSION_BIT |
+           __atomic_add_fetch(&db->mem_version, 1, __ATOMIC_RELAXED);
+  return wal_append(db->wal, r, mode, w->done, w->done_arg);
+}
+
+/* Step 4: wait for the log, or hand a MEMORY write's completion over. */
+static int write_finish(cairn *db, cairn_durability mode, uint64_t lsn,
+                        const cairn_write *w) {
+  if (mode == CAIRN_DURABILITY_MEMORY) {
+    if (w->done) w->done(w->done_arg, 0, lsn);
+    return 0;
+  }
+  if (w->done) return 0;
+  return wal_wait(db->wal, lsn, mode);
+}
+
+static void entry_set_version(struct entry *e, uint64_t v) {
+  e->ver_lo = (uint32_t)v;
+  e->ver_hi = (uint32_t)(v >> 32);
+}
+
+static void rec_init(struct rec *r, uint8_t op, const struct ns *s,
+                     const void *key, size_t klen, int64_t now) {
+  memset(r, 0, sizeof *r);
+  r->op = op;
+  r->ns = s->name;
+  r->ns_len = s->len;
+  r->key = key;
+  r->klen = (uint32_t)klen;
+  r->ts_ms = (uint64_t)now;
+}
+
+/* ------------------------------------------------------------------------
+ * Finding a key's state: memory first, then the store
+ * --------------------------------------------------------------------- */
+
+int db_entry_live(const struct entry *e, int64_t now) {
+  if (!e || (entry_flags(e) & ENTRY_F_TOMB)) return 0;
+  int64_t d = entry_deadline(e);
+  return d == 0 || d > now;
+}
+
+/* Read key from the store as a clean entry (*out NULL if absent). */
+static int db_load(cairn *db, struct ns *s, uint64_t hash, const void *key,
+                   size_t klen, struct entry **out) {
+  struct store_val v;
+  int rc = store_get(db->store, s->name, s->len, table_shard(hash),
+                     (uint32_t)(hash >> 32), key, klen, &v, NULL);
+  db_count(db, CNT_STORE_READS, 1);
+  *out = NULL;
+  if (rc == CAIRN_ENOTFOUND) return 0;
+  if (rc) return rc;
+  *out = entry_new(key, klen, v.data, v.len, hash, v.version, v.expire_at_ms,
+                   v.max_idle_ms, v.last_access_ms, 0);
+  free(v.data);
+  return *out ? 0 : CAIRN_ENOMEM;
+}
+
+/* Put a loaded entry (or nothing, if NULL) in memory, if nothing was
+ * evicted from the shard since `seq` was read: then memory still lacks
+ * every newer state of the key, and the store's is current.  Returns the
+ * entry now in memory for the key (NULL: absent), or sets *retry.
+ * Write lock held. */
+static struct entry *db_adopt(cairn *db, struct ns *s, uint64_t hash,
+                              const void *key, size_t klen,
+                              struct entry *loaded, uint32_t seq,
+                              int *retry) {
+  unsigned shard = table_shard(hash);
+  struct entry *e = table_find(s->t, hash, key, klen);
+  *retry = 0;
+  if (e) { /* someone loaded or wrote it meanwhile */
+    entry_free(loaded);
+    return e;
+  }
+  if (__atomic_load_n(&s->evict_seq[shard], __ATOMIC_ACQUIRE) != seq) {
+    entry_free(loaded);
+    *retry = 1;
+    return NULL;
+  }
+  if (loaded && table_put(s->t, hash, loaded) != 0) {
+    entry_free(loaded); /* out of memory: serve it without caching */
+    return NULL;
+  }
+  if (loaded) db_mem_grew(db);
+  return loaded;
+}
+
+int db_lookup(cairn *db, struct ns *s, uint64_t hash, const void *key,
+              size_t klen, int64_t now, struct entry **out) {
+  unsigned shard = table_shard(hash);
+  for (unsigned tries = 0; tries < LOOKUP_TRIES_MAX; tries++) {
+    table_wrlock(s->t, shard);
+    struct entry *e = table_find(s->t, hash, key, klen);
+    if (e || !db_cold(db, s)) {
+      *out = db_entry_live(e, now) ? e : NULL;
+      return 0;
+    }
+    uint32_t seq = __atomic_load_n(&s->evict_seq[shard], __ATOMIC_ACQUIRE);
+    table_unlock(s->t, shard);
+    struct entry *loaded;
+    int rc = db_load(db, s, hash, key, klen, &loaded), retry;
+    if (rc) return rc;
+    table_wrlock(s->t, shard);
+    e = db_adopt(db, s, hash, key, klen, loaded, seq, &retry);
+    if (!retry) {
+      *out = db_entry_live(e, now) ? e : NULL;
+      return 0;
+    }
+    table_unlock(s->t, shard);
+  }
+  log_error(&db->log, "a key of namespace %s kept being evicted while it "
+            "was loaded", s->name);
+  return CAIRN_EIO;
+}
+
+/* Remove the entry at key, leaving a tombstone where the store may hold
+ * the key.  tomb is a tombstone made beforehand with db_tomb_new (so that
+ * this cannot fail after the deletion is logged), or NULL where none is
+ * needed.  Write lock held. */
+void db_bury(struct ns *s, uint64_t hash, const void *key,
+                    size_t klen, struct entry *tomb, uint64_t lsn) {
+  if (!tomb) {
+    entry_free(table_remove(s->t, hash, key, klen));
+    return;
+  }
+  tomb->ver_lo = (uint32_t)lsn;
+  tomb->ver_hi = (uint32_t)(lsn >> 32);
+  /* The key is in memory, so this replaces it in place: no growth. */
+  int rc = table_put(s->t, hash, tomb);
+  cairn_assert(rc == 0);
+}
+
+/* A tombstone for key, or NULL where the store is not used.  A MEMORY
+ * deletion's tombstone gets a MEMORY version, so it is never taken for
+ * checkpointed and stays until the restart that forgets the deletion. */
+struct entry *db_tomb_new(cairn *db, struct ns *s, const void *key,
+                          size_t klen, uint64_t hash) {
+  if (!db_cold(db, s)) return NULL;
+  return entry_new(key, klen, NULL, 0, hash, 0, 0, 0, 0, ENTRY_F_TOMB);
+}
+
+/* ------------------------------------------------------------------------
+ * Put, delete, take, incr, expire
+ * --------------------------------------------------------------------- */
+
+/* Store val under key with the given expiry, under condition w->cond.
+ * keep_ttl: take the expiry of the live entry, if any. */
+static int do_put(cairn *db, struct ns *s, const void *key, size_t klen,
+                  const void *val, size_t vlen, const cairn_write *w,
+                  int keep_ttl) {
+  int64_t now = now_ms(), expire_at;
+  uint64_t max_idle, hash = table_hash(key, klen);
+  unsigned shard = table_shard(hash);
+  cairn_durability mode = write_mode(db, s, w);
+  write_expiry(s, w, now, &expire_at, &max_idle);
+
+  struct rec r;
+  rec_init(&r, REC_PUT, s, key, klen, now);
+  r.val = val;
+  r.vlen = (uint32_t)vlen;
+  size_t bytes = rec_size(&r);
+  int rc = write_begin(db, mode, bytes, 1);
+  if (rc) return rc;
+
+  struct entry *old;
+  if ((rc = db_lookup(db, s, hash, key, klen, now, &old)) != 0) {
+    write_abort(db, mode, bytes);
+    return rc;
+  }
+  if ((rc = cond_check(w, old)) != 0) goto fail;
+  if (keep_ttl && old) {
+    expire_at = entry_expire_at(old);
+    max_idle = entry_max_idle(old);
+  }
+  r.expire_at_ms = expire_at;
+  r.max_idle_ms = max_idle;
+  unsigned flags = mode == CAIRN_DURABILITY_MEMORY ? ENTRY_F_MEMORY : 0;
+  struct entry *e = entry_new(key, klen, val, vlen, hash, 0, expire_at,
+                              max_idle, now, flags);
+  if (!e) {
+    rc = CAIRN_ENOMEM;
+    goto fail;
+  }
+  if ((rc = table_put(s->t, hash, e)) != 0) {
+    entry_free(e);
+    goto fail;
+  }
+  uint64_t lsn = write_commit(db, mode, &r, w);
+  entry_set_version(e, lsn);
+  table_unlock(s->t, shard);
+  db_count(db, CNT_PUTS, 1);
+  return write_finish(db, mode, lsn, w);
+
+fail:
+  table_unlock(s->t, shard);
+  write_abort(db, mode, bytes);
+  return rc;
+}
+
+static int put_args_ok(cairn *db, const void *key, size_t klen,
+                       const void *val, size_t vlen) {
+  if (!db || !key_ok(key, klen) || vlen > VALUE_MAX || (vlen && !val))
+    return CAIRN_EINVAL;
+  return 0;
+}
+
+CAIRN_EXPORT int cairn_put(cairn *db, const char *ns, const void *key,
+                           size_t klen, const void *val, size_t vlen,
+                           const cairn_write *w) {
+  int rc = put_args_ok(db, key, klen, val, vlen);
+  if (rc) return rc;
+  if (!w) w = &no_write_opts;
+  struct ns *s;
+  if ((rc = db_ns_arg(db, ns, &s)) != 0) return rc;
+  return do_put(db, s, key, klen, val, vlen, w,
+                (w->flags & CAIRN_W_KEEP_TTL) != 0);
+}
+
+/* Copy e into *out (data malloc'd, NUL-terminated). */
+static int value_copy(const struct entry *e, cairn_value *out) {
+  size_t n = entry_vlen(e);
+  char *p = malloc(n + 1);
+  if (!p) return CAIRN_ENOMEM;
+  memcpy(p, entry_val(e), n);
+  p[n] = '\0';
+  out->data = p;
+  out->len = n;
+  out->version = entry_version(e);
+  out->expire_at_ms = entry_deadline(e);
+  out->max_idle_ms = entry_max_idle(e);
+  return 0;
+}
+
+/* Delete the live entry at key, copying it into *out first if out is set
+ * (cairn_take). */
+static int do_del(cairn *db, struct ns *s, const void *key, size_t klen,
+                  cairn_value *out, const cairn_write *w) {
+  int64_t now = now_ms();
+  uint64_t hash = table_hash(key, klen);
+  unsigned shard = table_shard(hash);
+  cairn_durability mode = write_mode(db, s, w);
+  struct rec r;
+  rec_init(&r, REC_DEL, s, key, klen, now);
+  size_t bytes = rec_size(&r);
+  /* Whether the delete is logged depends on the entry, seen only under the
+   * lock: a MEMORY entry was never logged, so neither is its deletion, and
+   * any other deletion is logged, even a MEMORY one, or the entry would
+   * come back on restart.  Reserve room now, give it back if unused. */
+  int rc = write_begin(db, CAIRN_DURABILITY_INTERVAL, bytes, 0);
+  if (rc) return rc;
+  struct entry *e, *tomb = db_tomb_new(db, s, key, klen, hash);
+  if (db_cold(db, s) && !tomb) rc = CAIRN_ENOMEM;
+  if (rc || (rc = db_lookup(db, s, hash, key, klen, now, &e)) != 0) {
+    entry_free(tomb);
+    write_abort(db, CAIRN_DURABILITY_INTERVAL, bytes);
+    return rc;
+  }
+  if (!e) {
+    rc = CAIRN_ENOTFOUND;
+    goto fail;
+  }
+  if ((rc = cond_check(w, e)) != 0) goto fail;
+  cairn_value v = {0};
+  if (out && (rc = value_copy(e, &v)) != 0) goto fail;
+  if (entry_flags(e) & ENTRY_F_MEMORY) {
+    write_abort(db, CAIRN_DURABILITY_INTERVAL, bytes);
+    mode = CAIRN_DURABILITY_MEMORY;
+  } else if (mode == CAIRN_DURABILITY_MEMORY) {
+    mode = CAIRN_DURABILITY_INTERVAL;
+  }
+  uint64_t lsn = write_commit(db, mode, &r, w);
+  db_bury(s, hash, key, klen, tomb, lsn);
+  table_unlock(s->t, shard);
+  db_count(db, CNT_DELS, 1);
+  rc = write_finish(db, mode, lsn, w);
+  if (out) {
+    if (rc == 0) *out = v;
+    else free(v.data);
+  }
+  return rc;
+
+fail:
+  table_unlock(s->t, shard);
+  entry_free(tomb);
+  write_abort(db, CAIRN_DURABILITY_INTERVAL, bytes);
+  return rc;
+}
+
+CAIRN_EXPORT int cairn_del(cairn *db, const char *ns, const void *key,
+                           size_t klen, const cairn_write *w) {
+  if (!db || !key_ok(key, klen)) return CAIRN_EINVAL;
+  struct ns *s;
+  int rc = db_ns_arg(db, ns, &s);
+  if (rc) return rc;
+  return do_del(db, s, key, klen, NULL, w ? w : &no_write_opts);
+}
+
+CAIRN_EXPORT int cairn_take(cairn *db, const char *ns, const void *key,
+                            size_t klen, cairn_value *out,
+                            const cairn_write *w) {
+  if (!db || !key_ok(key, klen)) return CAIRN_EINVAL;
+  struct ns *s;
+  int rc = db_ns_arg(db, ns, &s);
+  if (rc) return rc;
+  return do_del(db, s, key, klen, out, w ? w : &no_write_opts);
+}
+
+/* Parse a signed 64-bit decimal integer as Redis does: optional '-', no
+ * '+', no leading zeros, no spaces, nothing else. */
+static int parse_i64(const char *p, size_t n, int64_t *out) {
+  if (n == 0 || n > 20) return CAIRN_ENOTNUM;
+  size_t i = 0;
+  int neg = p[0] == '-';
+  if (neg && ++i == n) return CAIRN_ENOTNUM;
+  if (p[i] == '0' && (n - i > 1 || neg)) return CAIRN_ENOTNUM;
+  uint64_t v = 0;
+  for (; i < n; i++) {
+    if (p[i] < '0' || p[i] > '9') return CAIRN_ENOTNUM;
+    uint64_t d = (uint64_t)(p[i] - '0');
+    if (v > (UINT64_MAX - d) / 10) return CAIRN_ENOTNUM;
+    v = v * 10 + d;
+  }
+  if (neg ? v > (uint64_t)INT64_MAX + 1 : v > (uint64_t)INT64_MAX)
+    return CAIRN_ENOTNUM;
+  *out = neg ? (int64_t)(0 - v) : (int64_t)v;
+  return 0;
+}
+
+/* The value an incr writes: the current one (0 if absent) plus delta. */
+static int incr_value(const struct entry *old, int64_t delta, int64_t *sum) {
+  int64_t cur = 0;
+  if (old) {
+    int rc = parse_i64(entry_val(old), entry_vlen(old), &cur);
+    if (rc) return rc;
+  }
+  if (__builtin_add_overflow(cur, delta, sum)) return CAIRN_EOVERFLOW;
+  return 0;
+}
+
+CAIRN_EXPORT int cairn_incr(cairn *db, const char *ns, const void *key,
+                            size_t klen, int64_t delta, int64_t *result,
+                            const cairn_write *w) {
+  if (!db || !key_ok(key, klen)) return CAIRN_EINVAL;
+  if (!w) w = &no_write_opts;
+  struct ns *s;
+  int rc = db_ns_arg(db, ns, &s);
+  if (rc) return rc;
+
+  int64_t now = now_ms(), expire_at, sum;
+  uint64_t max_idle, hash = table_hash(key, klen);
+  unsigned shard = table_shard(hash);
+  cairn_durability mode = write_mode(db, s, w);
+  write_expiry(s, w, now, &expire_at, &max_idle);
+  char digits[24];
+  struct rec r;
+  rec_init(&r, REC_PUT, s, key, klen, now);
+  r.val = digits;
+  r.vlen = sizeof digits - 1; /* reserve for the longest number */
+  size_t bytes = rec_size(&r);
+  if ((rc = write_begin(db, mode, bytes, 1)) != 0) return rc;
+  struct entry *old;
+  if ((rc = db_lookup(db, s, hash, key, klen, now, &old)) != 0) {
+    write_abort(db, mode, bytes);
+    return rc;
+  }
+  if ((rc = cond_check(w, old)) != 0 || (rc = incr_value(old, delta, &sum)))
+    goto fail;
+  if (old) { /* a counter keeps its expiry, as in Redis */
+    expire_at = entry_expire_at(old);
+    max_idle = entry_max_idle(old);
+  }
+  r.vlen = (uint32_t)snprintf(digits, sizeof digits, "%" PRId64, sum);
+  r.expire_at_ms = expire_at;
+  r.max_idle_ms = max_idle;
+  struct entry *e = entry_new(key, klen, digits, r.vlen, hash, 0, expire_at,
+                              max_idle, now,
+                              mode == CAIRN_DURABILITY_MEMORY ? ENTRY_F_MEMORY
+                                                              : 0);
+  if (!e) {
+    rc = CAIRN_ENOMEM;
+    goto fail;
+  }
+  if ((rc = table_put(s->t, hash, e)) != 0) {
+    entry_free(e);
+    goto fail;
+  }
+  /* The reservation was for the longest number; give back the rest. */
+  if (mode != CAIRN_DURABILITY_MEMORY)
+    wal_reserve_shrink(db->wal, bytes - rec_size(&r));
+  uint64_t lsn = write_commit(db, mode, &r, w);
+  entry_set_version(e, lsn);
+  table_unlock(s->t, shard);
+  db_count(db, CNT_PUTS, 1);
+  rc = write_finish(db, mode, lsn, w);
+  if (rc == 0 && result) *result = sum;
+  return rc;
+
+fail:
+  table_unlock(s->t, shard);
+  write_abort(db, mode, bytes);
+  return rc;
+}
+
+CAIRN_EXPORT int cairn_expire(cairn *db, const char *ns, const void *key,
+                              size_t klen, const cairn_write *w) {
+  if (!db || !key_ok(key, klen) || !w) return CAIRN_EINVAL;
+  struct ns *s;
+  int rc = db_ns_arg(db, ns, &s);
+  if (rc) return rc;
+  int64_t now = now_ms();
+  uint64_t hash = table_hash(key, klen);
+  unsigned shard = table_shard(hash);
+  cairn_durability mode = write_mode(db, s, w);
+  struct rec r;
+  rec_init(&r, REC_EXPIRE, s, key, klen, now);
+  size_t bytes = rec_size(&r);
+  if ((rc = write_begin(db, mode, bytes, 1)) != 0) return rc;
+  struct entry *old;
+  if ((rc = db_lookup(db, s, hash, key, klen, now, &old)) != 0) {
+    write_abort(db, mode, bytes);
+    return rc;
+  }
+  if (!old) {
+    rc = CAIRN_ENOTFOUND;
+    goto fail;
+  }
+  if ((rc = cond_check(w, old)) != 0) goto fail;
+  int64_t expire_at = entry_expire_at(old);
+  uint64_t max_idle = entry_max_idle(old);
+  if ((w->flags & CAIRN_W_TTL) || w->ttl_ms)
+    expire_at = w->ttl_ms ? now + (int64_t)MIN(w->ttl_ms, (uint64_t)INT64_MAX / 4)
+                          : 0;
+  if ((w->flags & CAIRN_W_MAX_IDLE) || w->max_idle_ms)
+    max_idle = w->max_idle_ms;
+  r.expire_at_ms = expire_at;
+  r.max_idle_ms = max_idle;
+  unsigned flags = entry_flags(old) & ENTRY_F_MEMORY;
+  struct entry *e = entry_new(key, klen, entry_val(old), entry_vlen(old),
+                              hash, 0, expire_at, max_idle, now, flags);
+  if (!e) {
+    rc = CAIRN_ENOMEM;
+    goto fail;
+  }
+  if ((rc = table_put(s->t, hash, e)) != 0) {
+    entry_free(e);
+    goto fail;
+  }
+  uint64_t lsn = write_commit(db, mode, &r, w);
+  entry_set_version(e, lsn);
+  table_unlock(s->t, shard);
+  return write_finish(db, mode, lsn, w);
+
+fail:
+  table_unlock(s->t, shard);
+  write_abort(db, mode, bytes);
+  return rc;
+}
+
+/* ------------------------------------------------------------------------
+ * Reads
+ * --------------------------------------------------------------------- */
+
+CAIRN_EXPORT void cairn_value_free(cairn_value *v) {
+  if (!v) return;
+  free(v->data);
+  memset(v, 0, sizeof *v);
+}
+
+/* Copy the entry e (under its shard's lock) out, if live, and note that
+ * it was used: for max-idle, and for the eviction's CLOCK. */
+static int get_copy(struct entry *e, int64_t now, cairn_value *out) {
+  if (!db_entry_live(e, now)) return CAIRN_ENOTFOUND;
+  if (entry_max_idle(e)) entry_touch(e, now);
+  entry_ref(e);
+  return value_copy(e, out);
+}
+
+CAIRN_EXPORT int cairn_get(cairn *db, const char *ns, const void *key,
+                           size_t klen, cairn_value *out) {
+  if (!db || !key_ok(key, klen) || !out) return CAIRN_EINVAL;
+  struct ns *s;
+  int rc = db_ns_arg(db, ns, &s);
+  db_count(db, CNT_GETS, 1);
+  if (rc) return rc;
+  uint64_t hash = table_hash(key, klen);
+  unsigned shard = table_shard(hash);
+  int64_t now = now_ms();
+  table_rdlock(s->t, shard);
+  struct entry *e = table_find(s->t, hash, key, klen);
+  if (e || !db_cold(db, s)) {
+    rc = get_copy(e, now, out);
+    table_unlock(s->t, shard);
+    db_count(db, CNT_MEM_HITS, e != NULL);
+  } else {
+    /* Not in memory: one store lookup, and the entry is cached. */
+    table_unlock(s->t, shard);
+    if ((rc = db_lookup(db, s, hash, key, klen, now, &e)) != 0) return rc;
+    rc = get_copy(e, now, out);
+    table_unlock(s->t, shard);
+  }
+  if (rc == 0) db_count(db, CNT_GET_HITS, 1);
+  return rc;
+}
+
+/* ------------------------------------------------------------------------
+ * Batches
+ * --------------------------------------------------------------------- */
+
+struct batch_op {
+  uint8_t op;        /* REC_PUT or REC_DEL */
+  struct ns *s;
+  uint64_t hash;
+  char *key;         /* key, then value, in one allocation */
+  uint32_t klen, vlen;
+  cairn_write w;     /* conditions and expiry; done/durability unused */
+  struct entry *e;   /* at commit: the new entry (puts) or tombstone */
+  uint32_t seq;      /* the shard's eviction count when it was looked up */
+};
+
+struct cairn_batch {
+  cairn *db;
+  struct batch_op *ops;
+  size_t n, cap;
+  uint64_t bytes;    /* encoded size of the sub-records */
+};
+
+CAIRN_EXPORT int cairn_batch_new(cairn *db, cairn_batch **out) {
+  if (!db || !out) return CAIRN_EINVAL;
+  cairn_batch *b = calloc(1, sizeof *b);
+  if (!b) return CAIRN_ENOMEM;
+  b->db = db;
+  *out = b;
+  return 0;
+}
+
+CAIRN_EXPORT void cairn_batch_free(cairn_batch *b) {
+  if (!b) return;
+  for (size_t i = 0; i < b->n; i++) free(b->ops[i].key);
+  free(b->ops);
+  free(b);
+}
+
+static int batch_add(cairn_batch *b, uint8_t op, const char *ns,
+                     const void *key, size_t klen, const void *val,
+                     size_t vlen, const cairn_write *w) {
+  if (!b || !key_ok(key, klen) || vlen > VALUE_MAX || (vlen && !val))
+    return CAIRN_EINVAL;
+  struct ns *s;
+  int rc = db_ns_arg(b->db, ns, &s);
+  if (rc) return rc;
+  uint64_t add = RECORD_HDR_BYTES + s->len + klen + vlen;
+  if (b->n >= BATCH_OPS_MAX || b->bytes + add > BATCH_BYTES_MAX)
+    return CAIRN_EINVAL;
+  if (b->n == b->cap) {
+    size_t cap = b->cap ? b->cap * 2 : 8;
+    struct batch_op *ops = realloc(b->ops, cap * sizeof *ops);
+    if (!ops) return CAIRN_ENOMEM;
+    b->ops = ops;
+    b->cap = cap;
+  }
+  char *copy = malloc(klen + vlen + 1);
+  if (!copy) return CAIRN_ENOMEM;
+  memcpy(copy, key, klen);
+  if (vlen) memcpy(copy + klen, val, vlen);
+  struct batch_op *o = &b->ops[b->n++];
+  memset(o, 0, sizeof *o);
+  o->op = op;
+  o->s = s;
+  o->hash = table_hash(key, klen);
+  o->key = copy;
+  o->klen = (uint32_t)klen;
+  o->vlen = (uint32_t)vlen;
+  if (w) o->w = *w;
+  b->bytes += add;
+  return 0;
+}
+
+CAIRN_EXPORT int cairn_batch_put(cairn_batch *b, const char *ns,
+                                 const void *key, size_t klen,
+                                 const void *val, size_t vlen,
+                                 const cairn_write *w) {
+  return batch_add(b, REC_PUT, ns, key, klen, val, vlen, w);
+}
+
+CAIRN_EXPORT int cairn_batch_del(cairn_batch *b, const char *ns,
+                                 const void *key, size_t klen,
+                                 const cairn_write *w) {
+  return batch_add(b, REC_DEL, ns, key, klen, NULL, 0, w);
+}
+
+/* A batch is as durable as its most durable namespace, unless w says. */
+static cairn_durability batch_mode(cairn_batch *b, const cairn_write *w) {
+  if (w->durability != CAIRN_DURABILITY_DEFAULT) return w->durability;
+  cairn_durability m = CAIRN_DURABILITY_MEMORY;
+  for (size_t i = 0; i < b->n; i++) {
+    cairn_durability d = write_mode(b->db, b->ops[i].s, &no_write_opts);
+    if (d < m) m = d;
+  }
+  return m;
+}
+
+/* The (table, shard) pairs of a batch, sorted and unique: the order in
+ * which every batch takes its locks, so two batches never deadlock. */
+struct lockref {
+  struct table *t;
+  unsigned shard;
+};
+
+static int lockref_cmp(const void *a, const void *b) {
+  const struct lockref *x = a, *y = b;
+  if (x->t != y->t) return (uintptr_t)x->t < (uintptr_t)y->t ? -1 : 1;
+  return x->shard < y->shard ? -1 : x->shard > y->shard;
+}
+
+static size_t batch_locks(cairn_batch *b, struct lockref *refs) {
+  for (size_t i = 0; i < b->n; i++)
+    refs[i] = (struct lockref){b->ops[i].s->t, table_shard(b->ops[i].hash)};
+  qsort(refs, b->n, sizeof *refs, lockref_cmp);
+  size_t m = 0;
+  for (size_t i = 0; i < b->n; i++)
+    if (m == 0 || lockref_cmp(&refs[m - 1], &refs[i]) != 0) refs[m++] = refs[i];
+  return m;
+}
+
+/* Bring every key the store may hold into memory, and note each shard's
+ * eviction count, so that batch_prepare can tell an absent key from one
+ * evicted meanwhile.  No lock held. */
+static int batch_preload(cairn_batch *b, int64_t now) {
+  for (size_t i = 0; i < b->n; i++) {
+    struct batch_op *o = &b->ops[i];
+    if (!db_cold(b->db, o->s)) continue;
+    struct entry *e;
+    int rc = db_lookup(b->db, o->s, o->hash, o->key, o->klen, now, &e);
+    if (rc) return rc;
+    unsigned shard = table_shard(o->hash);
+    o->seq = __atomic_load_n(&o->s->evict_seq[shard], __ATOMIC_ACQUIRE);
+    table_unlock(o->s->t, shard);
+  }
+  return 0;
+}
+
+#define BATCH_RETRY 1 /* a key was evicted after batch_preload: again */
+
+/* Check every condition against the state before the batch, and build the
+ * entries of the puts and the tombstones of the deletes.  Called with
+ * every lock held. */
+static int batch_prepare(cairn_batch *b, int64_t now, unsigned eflags) {
+  for (size_t i = 0; i < b->n; i++) {
+    struct batch_op *o = &b->ops[i];
+    struct entry *old = table_find(o->s->t, o->hash, o->key, o->klen);
+    unsigned shard = table_shard(o->hash);
+    if (!old && db_cold(b->db, o->s) &&
+        __atomic_load_n(&o->s->evict_seq[shard], __ATOMIC_ACQUIRE) != o->seq)
+      return BATCH_RETRY;
+    int present = old != NULL;
+    if (!db_entry_live(old, now)) old = NULL;
+    int rc = cond_check(&o->w, old);
+    if (rc) return rc;
+    if (o->op != REC_PUT) {
+      if (present && db_cold(b->db, o->s) &&
+          !(o->e = db_tomb_new(b->db, o->s, o->key, o->klen, o->hash)))
+        return CAIRN_ENOMEM;
+      continue;
+    }
+    int64_t expire_at;
+    uint64_t max_idle;
+    write_expiry(o->s, &o->w, now, &expire_at, &max_idle);
+    if ((o->w.flags & CAIRN_W_KEEP_TTL) && old) {
+      expire_at = entry_expire_at(old);
+      max_idle = entry_max_idle(old);
+    }
+    o->e = entry_new(o->key, o->klen, o->key + o->klen, o->vlen, o->hash, 0,
+                     expire_at, max_idle, now, eflags);
+    if (!o->e) return CAIRN_ENOMEM;
+  }
+  return 0;
+}
+
+/* Encode the sub-records into buf (b->bytes long). */
+static void batch_encode(cairn_batch *b, int64_t now, char *buf) {
+  size_t off = 0;
+  for (size_t i = 0; i < b->n; i++) {
+    struct batch_op *o = &b->ops[i];
+    struct rec r;
+    rec_init(&r, o->op, o->s, o->key, o->klen, now);
+    if (o->op == REC_PUT) {
+      r.val = o->key + o->klen;
+      r.vlen = o->vlen;
+      r.expire_at_ms = entry_expire_at(o->e);
+      r.max_idle_ms = entry_max_idle(o->e);
+    }
+    off += rec_encode(&r, buf + off);
+  }
+  cairn_assert(off == b->bytes);
+}
+
+/* Apply the prepared batch to the table under version lsn.  The record is
+ * already logged, so a failure here leaves the table behind the log: the
+ * database then refuses writes until it is reopened. */
+static void batch_apply(cairn_batch *b, uint64_t lsn) {
+  cairn *db = b->db;
+  for (size_t i = 0; i < b->n; i++) {
+    struct batch_op *o = &b->ops[i];
+    if (o->op == REC_DEL) {
+      /* An earlier put of this batch may have made the key present. */
+      struct entry *tomb = o->e;
+      if (!tomb && table_find(o->s->t, o->hash, o->key, o->klen))
+        tomb = db_tomb_new(db, o->s, o->key, o->klen, o->hash);
+      o->e = NULL;
+      db_bury(o->s, o->hash, o->key, o->klen, tomb, lsn);
+      continue;
+    }
+    entry_set_version(o->e, lsn);
+    if (table_put(o->s->t, o->hash, o->e) != 0) {
+      entry_free(o->e);
+      if (!__atomic_exchange_n(&db->fatal, 1, __ATOMIC_RELAXED))
+        log_error(&db->log, "out of memory applying a logged batch at LSN %"
+                  PRIu64 "; writes are refused until the database is reopened",
+                  lsn);
+    }
+    o->e = NULL;
+  }
+}
+
+static void batch_unprepare(cairn_batch *b) {
+  for (size_t i = 0; i < b->n; i++) {
+    entry_free(b->ops[i].e);
+    b->ops[i].e = NULL;
+  }
+}
+
+CAIRN_EXPORT int cairn_batch_commit(cairn_batch *b, const cairn_write *w) {
+  if (!b) return CAIRN_EINVAL;
+  if (!w) w = &no_write_opts;
+  if (b->n == 0) return 0;
+  cairn *db = b->db;
+  cairn_durability mode = batch_mode(b, w);
+  int64_t now = now_ms();
+  struct lockref *refs = malloc(b->n * sizeof *refs);
+  char *sub = malloc(b->bytes ? b->bytes : 1);
+  if (!refs || !sub) {
+    free(refs);
+    free(sub);
+    return CAIRN_ENOMEM;
+  }
+  struct rec r;
+  rec_init(&r, REC_BATCH, b->ops[0].s, NULL, b->n, now);
+  r.val = sub;
+  r.vlen = (uint32_t)b->bytes;
+  size_t bytes = rec_size(&r);
+  int rc = write_begin(db, mode, bytes, 1);
+  if (rc) goto out;
+
+  size_t nlocks = batch_locks(b, refs);
+  uint64_t lsn = 0;
+  rc = BATCH_RETRY;
+  for (unsigned tries = 0; rc == BATCH_RETRY && tries < LOOKUP_TRIES_MAX;
+       tries++) {
+    if ((rc = batch_preload(b, now)) != 0) break;
+    for (size_t i = 0; i < nlocks; i++) table_wrlock(refs[i].t, refs[i].shard);
+    rc = batch_prepare(b, now,
+                       mode == CAIRN_DURABILITY_MEMORY ? ENTRY_F_MEMORY : 0);
+    if (rc == 0) {
+      batch_encode(b, now, sub);
+      lsn = write_commit(db, mode, &r, w);
+      batch_apply(b, lsn);
+    } else {
+      batch_unprepare(b);
+    }
+    for (size_t i = nlocks; i-- > 0;) table_unlock(refs[i].t, refs[i].shard);
+  }
+  if (rc == BATCH_RETRY) rc = CAIRN_EIO;
+  if (rc) {
+    write_abort(db, mode, bytes);
+    goto out;
+  }
+  db_count(db, CNT_PUTS, b->n);
+  rc = write_finish(db, mode, lsn, w);
+out:
+  free(refs);
+  free(sub);
+  return rc;
+}
+
+/* ------------------------------------------------------------------------
+ * Scans
+ * --------------------------------------------------------------------- */
+
+/* The cursor is (shard << 33) | h32-to-resume-at, so that 0 is the start
+ * and the h32 part can hold 2^32 ("shard done"). */
+#define CURSOR_SHARD(c) ((unsigned)((c) >> 33))
+#define CURSOR_FROM(c) ((c) & ((1ull << 33) - 1))
+#define CURSOR_MAKE(shard, from) (((uint64_t)(shard) << 33) | (from))
+
+struct scan_ctx {
+  const void *prefix;
+  size_t plen;
+  int64_t now;
+  cairn_scan_fn fn;
+  void *arg;
+  size_t seen;       /* entries examined, live or not */
+  int stop;          /* fn asked to stop */
+};
+
+/* table_walk finishes the group of entries sharing an h32 before it stops,
+ * so a stop requested by fn takes effect at the end of that group, and the
+ * cursor never lands inside it. */
+static int scan_visit(void *arg, struct entry *e) {
+  struct scan_ctx *c = arg;
+  c->seen++;
+  if (!db_entry_live(e, c->now)) return c->stop;
+  if (c->plen && (entry_klen(e) < c->plen ||
+                  memcmp(entry_key(e), c->prefix, c->plen) != 0))
+    return c->stop;
+  if (c->fn(c->arg, entry_key(e), entry_klen(e), entry_val(e), entry_vlen(e),
+            entry_version(e), entry_deadline(e)))
+    c->stop = 1;
+  return c->stop;
+}
+
+/* ------------------------------------------------------------------------
+ * Scans over memory and the store, as one keyspace.
+ *
+ * Both hold a shard's keys in h32 order, and neither splits a group of
+ * equal h32 across calls, so a range [from, end) can be read from each and
+ * merged: a key in memory (even a tombstone) hides the store's copy.
+ * --------------------------------------------------------------------- */
+
+struct item {
+  uint32_t h32;
+  int tomb;
+  uint64_t version;
+  int64_t deadline;
+  size_t klen, vlen;
+  char *buf; /* key, then value */
+};
+
+struct items {
+  struct item *v;
+  size_t n, cap;
+  int err;
+};
+
+static void items_add(struct items *l, uint32_t h32, int tomb, uint64_t ver,
+                      int64_t deadline, const void *key, size_t klen,
+                      const void *val, size_t vlen) {
+  if (l->err) return;
+  if (l->n == l->cap) {
+    size_t cap = l->cap ? l->cap * 2 : 64;
+    struct item *v = realloc(l->v, cap * sizeof *v);
+    if (!v) { l->err = CAIRN_ENOMEM; return; }
+    l->v = v;
+    l->cap = cap;
+  }
+  char *buf = malloc(klen + vlen + 1);
+  if (!buf) { l->err = CAIRN_ENOMEM; return; }
+  memcpy(buf, key, klen);
+  if (vlen) memcpy(buf + klen, val, vlen);
+  l->v[l->n++] = (struct item){h32, tomb, ver, deadline, klen, vlen, buf};
+}
+
+static void items_free(struct items *l) {
+  for (size_t i = 0; i < l->n; i++) free(l->v[i].buf);
+  free(l->v);
+}
+
+static int mem_collect(void *arg, struct entry *e) {
+  items_add(arg, e->h32, (entry_flags(e) & ENTRY_F_TOMB) != 0,
+            entry_version(e), entry_deadline(e), entry_key(e), entry_klen(e),
+            entry_val(e), entry_vlen(e));
+  return 0;
+}
+
+static int store_collect(void *arg, unsigned shard, uint32_t h32,
+                         const void *key, size_t klen,
+                         const struct store_val *v) {
+  (void)shard;
+  int64_t d = v->expire_at_ms, idle = 0;
+  if (v->max_idle_ms) idle = v->last_access_ms + (int64_t)v->max_idle_ms;
+  if (idle && (!d || idle < d)) d = idle;
+  items_add(arg, h32, 0, v->version, d, key, klen, v->data, v->len);
+  return 0;
+}
+
+static int item_in(const struct items *l, const struct item *it) {
+  for (size_t i = 0; i < l->n; i++)
+    if (l->v[i].h32 == it->h32 && l->v[i].klen == it->klen &&
+        memcmp(l->v[i].buf, it->buf, it->klen) == 0)
+      return 1;
+  return 0;
+}
+
+/* Deliver it to the scan's callback if it is live and matches. */
+static void scan_item(struct scan_ctx *c, const struct item *it) {
+  c->seen++;
+  if (it->tomb || (it->deadline && it->deadline <= c->now)) return;
+  if (c->plen && (it->klen < c->plen || memcmp(it->buf, c->prefix, c->plen)))
+    return;
+  if (c->fn(c->arg, it->buf, it->klen, it->buf + it->klen, it->vlen,
+            it->version, it->deadline))
+    c->stop = 1;
+}
+
+static int item_cmp(const void *a, const void *b) {
+  const struct item *x = a, *y = b;
+  return x->h32 < y->h32 ? -1 : x->h32 > y->h32;
+}
+
+/* One step of a scan of a store-backed namespace over one shard, from
+ * *from: like table_walk, returns 1 if the shard has more (then *from is
+ * where to resume), 0 if it is done, or an error. */
+static int scan_merged(cairn *db, struct ns *s, unsigned shard,
+                       uint64_t *from, size_t max, struct scan_ctx *c) {
+  struct items mem = {0}, disk = {0};
+  uint64_t mem_next = *from, end;
+  table_rdlock(s->t, shard);
+  int more = table_walk(s->t, shard, &mem_next, max, mem_collect, &mem);
+  table_unlock(s->t, shard);
+  if (!more) mem_next = 1ull << 32;
+  int rc = mem.err;
+  if (rc == 0)
+    rc = store_walk(db->store, s->name, s->len, shard, *from, mem_next, max,
+                    store_collect, &disk, &end);
+  if (rc == 0) rc = disk.err;
+  if (rc == 0) {
+    /* Keep the memory items below end, and the store's not in memory. */
+    size_t n = 0;
+    for (size_t i = 0; i < mem.n; i++)
+      if (mem.v[i].h32 < end) mem.v[n++] = mem.v[i];
+      else free(mem.v[i].buf);
+    mem.n = n;
+    for (size_t i = 0; i < disk.n; i++)
+      if (!item_in(&mem, &disk.v[i])) {
+        items_add(&mem, disk.v[i].h32, 0, disk.v[i].version,
+                  disk.v[i].deadline, disk.v[i].buf, disk.v[i].klen,
+                  disk.v[i].buf + disk.v[i].klen, disk.v[i].vlen);
+      }
+    rc = mem.err;
+  }
+  if (rc == 0) {
+    qsort(mem.v, mem.n, sizeof *mem.v, item_cmp);
+    for (size_t i = 0; i < mem.n; i++) {
+      /* A stop takes effect at the end of the current h32 group. */
+      if (c->stop && mem.v[i].h32 != mem.v[i - 1].h32) {
+        end = mem.v[i].h32;
+        break;
+      }
+      scan_item(c, &mem.v[i]);
+    }
+    *from = end;
+  }
+  items_free(&mem);
+  items_free(&disk);
+  if (rc) return rc;
+  return *from < (1ull << 32);
+}
+
+CAIRN_EXPORT int cairn_scan(cairn *db, const char *ns, const void *prefix,
+                            size_t plen, uint64_t *cursor, size_t count,
+                            cairn_scan_fn fn, void *arg) {
+  if (!db || !cursor || !fn || (plen && !prefix) || plen > KEY_MAX)
+    return CAIRN_EINVAL;
+  unsigned shard = CURSOR_SHARD(*cursor);
+  uint64_t from = CURSOR_FROM(*cursor);
+  if (shard >= TABLE_SHARDS || from > (1ull << 32)) return CAIRN_EINVAL;
+  struct ns *s;
+  int rc = db_ns_arg(db, ns, &s);
+  if (rc == CAIRN_ENOTFOUND) {
+    *cursor = 0;
+    return 0;
+  }
+  if (rc) return rc;
+  if (count == 0) count = 1;
+  struct scan_ctx c = {prefix, plen, now_ms(), fn, arg, 0, 0};
+  while (shard < TABLE_SHARDS && c.seen < count && !c.stop) {
+    int more;
+    if (db_cold(db, s)) {
+      more = scan_merged(db, s, shard, &from, count - c.seen, &c);
+      if (more < 0) return more;
+    } else {
+      table_rdlock(s->t, shard);
+      more = table_walk(s->t, shard, &from, count - c.seen, scan_visit, &c);
+      table_unlock(s->t, shard);
+    }
+    if (!more) {
+      shard++;
+      from = 0;
+    }
+  }
+  *cursor = shard >= TABLE_SHARDS ? 0 : CURSOR_MAKE(shard, from);
+  return 0;
+}
