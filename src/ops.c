@@ -263,8 +263,11 @@ static int do_put(cairn *db, struct ns *s, const void *key, size_t klen,
   int rc = write_begin(db, mode, bytes, 1);
   if (rc) return rc;
 
-  struct entry *old;
-  if ((rc = db_lookup(db, s, hash, key, klen, now, &old)) != 0) {
+  /* A put that depends on nothing before it need not read the store. */
+  struct entry *old = NULL;
+  if (!w->cond && !keep_ttl) {
+    table_wrlock(s->t, shard);
+  } else if ((rc = db_lookup(db, s, hash, key, klen, now, &old)) != 0) {
     write_abort(db, mode, bytes);
     return rc;
   }
@@ -723,13 +726,18 @@ static size_t batch_locks(cairn_batch *b, struct lockref *refs) {
   return m;
 }
 
+/* A put that depends on nothing before it. */
+static int batch_blind(const struct batch_op *o) {
+  return o->op == REC_PUT && !o->w.cond && !(o->w.flags & CAIRN_W_KEEP_TTL);
+}
+
 /* Bring every key the store may hold into memory, and note each shard's
  * eviction count, so that batch_prepare can tell an absent key from one
  * evicted meanwhile.  No lock held. */
 static int batch_preload(cairn_batch *b, int64_t now) {
   for (size_t i = 0; i < b->n; i++) {
     struct batch_op *o = &b->ops[i];
-    if (!db_cold(b->db, o->s)) continue;
+    if (!db_cold(b->db, o->s) || batch_blind(o)) continue;
     struct entry *e;
     int rc = db_lookup(b->db, o->s, o->hash, o->key, o->klen, now, &e);
     if (rc) return rc;
@@ -750,7 +758,7 @@ static int batch_prepare(cairn_batch *b, int64_t now, unsigned eflags) {
     struct batch_op *o = &b->ops[i];
     struct entry *old = table_find(o->s->t, o->hash, o->key, o->klen);
     unsigned shard = table_shard(o->hash);
-    if (!old && db_cold(b->db, o->s) &&
+    if (!old && db_cold(b->db, o->s) && !batch_blind(o) &&
         __atomic_load_n(&o->s->evict_seq[shard], __ATOMIC_ACQUIRE) != o->seq)
       return BATCH_RETRY;
     int present = old != NULL;
