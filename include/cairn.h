@@ -122,6 +122,12 @@ typedef struct cairn_options {
   uint32_t expire_tick_ms;     /* background expiry period; 100 */
   uint32_t expire_scan_max;    /* entries examined per tick; 20000 */
   unsigned flags;              /* CAIRN_OPEN_* */
+  /* Told from the maintenance thread after an entry expired and its
+   * deletion was logged (keyspace notifications).  Must be short and must
+   * not call cairn functions that wait for the log. */
+  void (*expired_fn)(void *arg, const char *ns, const void *key,
+                     size_t klen);
+  void *expired_arg;
   cairn_log_fn log_fn;         /* NULL: lines go to stderr */
   void *log_arg;
   int log_level;               /* lines above this level are dropped; INFO */
@@ -309,6 +315,23 @@ CAIRN_EXPORT int cairn_batch_commit(cairn_batch *b, const cairn_write *w);
 
 /* cairn_batch_free - release the batch.  NULL is fine. */
 CAIRN_EXPORT void cairn_batch_free(cairn_batch *b);
+
+/* ------------------------------------------------------------------------
+ * Write groups: several writes, one unit in the log.
+ * --------------------------------------------------------------------- */
+
+/* cairn_group_begin - until cairn_group_end, the writes this thread makes
+ * are applied as usual, and reach the log in one frame together (with any
+ * other thread's writes of that moment), so that recovery and followers
+ * apply all of them or none.  Unlike a batch, each write sees the ones
+ * before it, so a group fits a sequence of dependent commands (a Redis
+ * MULTI/EXEC).  A group must be short, and every logged write inside it
+ * must be asynchronous (cairn_write.done set): the log cannot flush until
+ * the group ends, so a blocking write inside one gets CAIRN_EINVAL.  Where
+ * the log would have to wait for disk space, writes inside a group get
+ * CAIRN_EFULL.  Groups do not nest.  Errors: CAIRN_EINVAL. */
+CAIRN_EXPORT int cairn_group_begin(cairn *db);
+CAIRN_EXPORT int cairn_group_end(cairn *db);
 
 /* ------------------------------------------------------------------------
  * Scans

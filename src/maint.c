@@ -118,12 +118,18 @@ static int expire_one(cairn *db, struct ns *s, const char *key, size_t klen) {
   return expired;
 }
 
-static void expire_keys(cairn *db, struct ns *s, struct expire_ctx *c) {
-  for (size_t i = 0; i < c->n; i++) {
-    if (expire_one(db, s, c->keys[i], c->klens[i]))
-      db_count(db, CNT_EXPIRED, 1);
-    free(c->keys[i]);
+/* Reclaim one collected key, counting and announcing an expiry. */
+static void expire_key(cairn *db, struct ns *s, char *key, size_t klen) {
+  if (expire_one(db, s, key, klen)) {
+    db_count(db, CNT_EXPIRED, 1);
+    if (db->opt.expired_fn)
+      db->opt.expired_fn(db->opt.expired_arg, s->name, key, klen);
   }
+  free(key);
+}
+
+static void expire_keys(cairn *db, struct ns *s, struct expire_ctx *c) {
+  for (size_t i = 0; i < c->n; i++) expire_key(db, s, c->keys[i], c->klens[i]);
   c->n = 0;
 }
 
@@ -179,11 +185,8 @@ static void expire_store(cairn *db, struct expire_ctx *c) {
   c->n = 0;
   if (store_due(db->store, now_ms(), EXPIRE_BATCH, due_collect, &d) != 0)
     return;
-  for (size_t i = 0; i < c->n; i++) {
-    if (expire_one(db, d.ns[i], c->keys[i], c->klens[i]))
-      db_count(db, CNT_EXPIRED, 1);
-    free(c->keys[i]);
-  }
+  for (size_t i = 0; i < c->n; i++)
+    expire_key(db, d.ns[i], c->keys[i], c->klens[i]);
   c->n = 0;
 }
 

@@ -78,11 +78,31 @@ static int writable(cairn *db) {
   return 0;
 }
 
+/* The database whose write group (cairn_group_begin) this thread is in. */
+static __thread cairn *tl_group;
+
+CAIRN_EXPORT int cairn_group_begin(cairn *db) {
+  if (!db || tl_group) return CAIRN_EINVAL;
+  tl_group = db;
+  wal_hold(db->wal);
+  return 0;
+}
+
+CAIRN_EXPORT int cairn_group_end(cairn *db) {
+  if (!db || tl_group != db) return CAIRN_EINVAL;
+  tl_group = NULL;
+  wal_release_hold(db->wal);
+  return 0;
+}
+
 /* Step 1 of a write: room in the log for `bytes`, unless not logged.
  * While the store is full, only writes that do not grow the data (deletes)
- * go on, so that an operator can make room. */
+ * go on, so that an operator can make room.  Inside a write group a write
+ * must not wait for the log, which cannot flush until the group ends. */
 static int write_begin(cairn *db, cairn_durability mode, size_t bytes,
-                       int grows) {
+                       int grows, const cairn_write *w) {
+  if (tl_group == db && !w->done && mode != CAIRN_DURABILITY_MEMORY)
+    return CAIRN_EINVAL;
   int rc = writable(db);
   if (rc == 0 && grows && __atomic_load_n(&db->store_full, __ATOMIC_RELAXED))
     rc = CAIRN_EFULL;
@@ -260,7 +280,7 @@ static int do_put(cairn *db, struct ns *s, const void *key, size_t klen,
   r.val = val;
   r.vlen = (uint32_t)vlen;
   size_t bytes = rec_size(&r);
-  int rc = write_begin(db, mode, bytes, 1);
+  int rc = write_begin(db, mode, bytes, 1, w);
   if (rc) return rc;
 
   /* A put that depends on nothing before it need not read the store. */
@@ -350,7 +370,10 @@ static int do_del(cairn *db, struct ns *s, const void *key, size_t klen,
    * lock: a MEMORY entry was never logged, so neither is its deletion, and
    * any other deletion is logged, even a MEMORY one, or the entry would
    * come back on restart.  Reserve room now, give it back if unused. */
-  int rc = write_begin(db, CAIRN_DURABILITY_INTERVAL, bytes, 0);
+  int rc = write_begin(db,
+                       mode == CAIRN_DURABILITY_MEMORY ? CAIRN_DURABILITY_INTERVAL
+                                                       : mode,
+                       bytes, 0, w);
   if (rc) return rc;
   struct entry *e, *tomb = db_tomb_new(db, s, key, klen, hash);
   if (db_cold(db, s) && !tomb) rc = CAIRN_ENOMEM;
@@ -461,7 +484,7 @@ CAIRN_EXPORT int cairn_incr(cairn *db, const char *ns, const void *key,
   r.val = digits;
   r.vlen = sizeof digits - 1; /* reserve for the longest number */
   size_t bytes = rec_size(&r);
-  if ((rc = write_begin(db, mode, bytes, 1)) != 0) return rc;
+  if ((rc = write_begin(db, mode, bytes, 1, w)) != 0) return rc;
   struct entry *old;
   if ((rc = db_lookup(db, s, hash, key, klen, now, &old)) != 0) {
     write_abort(db, mode, bytes);
@@ -518,7 +541,7 @@ CAIRN_EXPORT int cairn_expire(cairn *db, const char *ns, const void *key,
   struct rec r;
   rec_init(&r, REC_EXPIRE, s, key, klen, now);
   size_t bytes = rec_size(&r);
-  if ((rc = write_begin(db, mode, bytes, 1)) != 0) return rc;
+  if ((rc = write_begin(db, mode, bytes, 1, w)) != 0) return rc;
   struct entry *old;
   if ((rc = db_lookup(db, s, hash, key, klen, now, &old)) != 0) {
     write_abort(db, mode, bytes);
@@ -857,7 +880,7 @@ CAIRN_EXPORT int cairn_batch_commit(cairn_batch *b, const cairn_write *w) {
   r.val = sub;
   r.vlen = (uint32_t)b->bytes;
   size_t bytes = rec_size(&r);
-  int rc = write_begin(db, mode, bytes, 1);
+  int rc = write_begin(db, mode, bytes, 1, w);
   if (rc) goto out;
 
   size_t nlocks = batch_locks(b, refs);

@@ -105,6 +105,7 @@ struct wal {
   size_t reserved, nres; /* outstanding reservations: bytes, count */
   uint64_t last_lsn, written_lsn, durable_lsn;
   int failed, stop, exited, nospace, sync_req;
+  unsigned holds;        /* wal_hold: no frame may end while > 0 */
   int gave_up; /* closed while the disk was full: nothing more is written */
   uint64_t avail_cur;      /* bytes left in the current segment */
   uint64_t avail_spare;    /* bytes of the ready spare; 0: none */
@@ -976,7 +977,7 @@ static void *log_main(void *arg) {
       unlock(&w->mu);
       spare_try(w);
       lock(&w->mu);
-    } else if (w->grp[w->cur].len > 0) {
+    } else if (w->grp[w->cur].len > 0 && !w->holds) {
       gather(w);
       flush_group(w);
     } else if (w->failed) {
@@ -1023,9 +1024,14 @@ int wal_reserve(struct wal *w, size_t bytes) {
     struct group *g = &w->grp[w->cur];
     size_t used = g->len + w->reserved;
     rc = space_check(w, used + bytes);
-    if (rc == SPACE_OK && used > 0 && used + bytes > w->cfg.group_max_bytes)
-      rc = SPACE_WAIT; /* a record over the cap goes into an empty buffer */
+    /* A record over the cap goes into an empty buffer; while the frame is
+     * held open (wal_hold), the buffer grows instead, since no flush can
+     * come to empty it. */
+    if (rc == SPACE_OK && used > 0 && used + bytes > w->cfg.group_max_bytes &&
+        !w->holds)
+      rc = SPACE_WAIT;
     if (rc == SPACE_OK) rc = group_grow(g, w->reserved + bytes, w->nres + 1);
+    if (rc == SPACE_WAIT && w->holds) rc = CAIRN_EFULL;
     if (rc != SPACE_WAIT) break;
     if (w->nospace) w->next_alloc_ns = 0; /* retry allocating now */
     pthread_cond_signal(&w->log_cv);
@@ -1045,6 +1051,20 @@ void wal_unreserve(struct wal *w, size_t bytes) {
   w->reserved -= bytes;
   w->nres--;
   pthread_cond_broadcast(&w->writer_cv);
+  unlock(&w->mu);
+}
+
+void wal_hold(struct wal *w) {
+  lock(&w->mu);
+  w->holds++;
+  unlock(&w->mu);
+}
+
+void wal_release_hold(struct wal *w) {
+  lock(&w->mu);
+  cairn_assert(w->holds > 0);
+  w->holds--;
+  pthread_cond_signal(&w->log_cv);
   unlock(&w->mu);
 }
 

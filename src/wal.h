@@ -66,6 +66,16 @@ void wal_close(struct wal *w);
 int wal_reserve(struct wal *w, size_t bytes);
 void wal_unreserve(struct wal *w, size_t bytes);
 
+/* wal_hold / wal_release_hold - while any hold is in place, the log thread
+ * ends no frame, so every record appended meanwhile lands in one frame,
+ * which recovery applies whole or not at all.  Holds must be short: a
+ * writer waiting for its record to be written (wal_wait) while a hold is in
+ * place waits until it is released.  While held, wal_reserve grows the
+ * buffer past group_max_bytes instead of waiting, and returns CAIRN_EFULL
+ * where it would wait for segment space. */
+void wal_hold(struct wal *w);
+void wal_release_hold(struct wal *w);
+
 /* wal_reserve_shrink - give back `bytes` of a reservation that turned out
  * larger than the record, which still goes to wal_append. */
 void wal_reserve_shrink(struct wal *w, size_t bytes);

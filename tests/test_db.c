@@ -416,3 +416,51 @@ Test(db, interval_and_memory_modes_per_write) {
   expect(NULL, "i", "1");
   expect(NULL, "m", NULL);
 }
+
+Test(db, a_write_group_reaches_the_log_as_one_frame) {
+  struct done_box d[3];
+  memset(d, 0, sizeof d);
+  struct cairn_stats before, after;
+  cr_assert_eq(cairn_sync(db), 0);
+  cr_assert_eq(cairn_stats(db, &before), 0);
+  cr_assert_eq(cairn_group_begin(db), 0);
+  cr_assert_eq(cairn_group_begin(db), CAIRN_EINVAL, "groups do not nest");
+  for (int i = 0; i < 3; i++) {
+    char k[8];
+    snprintf(k, sizeof k, "g%d", i);
+    cairn_write w = {.done = on_done, .done_arg = &d[i]};
+    cr_assert_eq(cairn_put(db, NULL, k, strlen(k), "v", 1, &w), 0);
+    usleep(2000); /* time enough for the log thread to flush, were it free */
+  }
+  cr_assert_eq(cairn_put(db, NULL, "blocking", 8, "v", 1, NULL), CAIRN_EINVAL);
+  cr_assert_eq(cairn_group_end(db), 0);
+  cr_assert_eq(cairn_sync(db), 0);
+  cr_assert_eq(cairn_stats(db, &after), 0);
+  cr_assert_eq(after.log_frames - before.log_frames, 1);
+  for (int i = 0; i < 200 && !__atomic_load_n(&d[2].calls, __ATOMIC_SEQ_CST); i++)
+    usleep(1000);
+  for (int i = 0; i < 3; i++) cr_assert_eq(d[i].calls, 1);
+  reopen();
+  expect(NULL, "g0", "v");
+  expect(NULL, "g2", "v");
+}
+
+static void count_expired(void *arg, const char *ns, const void *key,
+                          size_t klen) {
+  (void)ns, (void)key, (void)klen;
+  __atomic_add_fetch((int *)arg, 1, __ATOMIC_SEQ_CST);
+}
+
+Test(db, expiry_is_announced_to_expired_fn) {
+  static int expired;
+  cairn_close(db);
+  cairn_options o = opts();
+  o.expired_fn = count_expired;
+  o.expired_arg = &expired;
+  cr_assert_eq(cairn_open(dir, &o, &db), 0);
+  cairn_write w = {.ttl_ms = 20};
+  cr_assert_eq(cairn_put(db, NULL, "short", 5, "v", 1, &w), 0);
+  for (int i = 0; i < 300 && !__atomic_load_n(&expired, __ATOMIC_SEQ_CST); i++)
+    usleep(5000);
+  cr_assert_eq(expired, 1);
+}
