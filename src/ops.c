@@ -1070,7 +1070,7 @@ static int scan_merged(cairn *db, struct ns *s, unsigned shard,
     rc = mem.err;
   }
   if (rc == 0) {
-    qsort(mem.v, mem.n, sizeof *mem.v, item_cmp);
+    if (mem.n) qsort(mem.v, mem.n, sizeof *mem.v, item_cmp);
     for (size_t i = 0; i < mem.n; i++) {
       /* A stop takes effect at the end of the current h32 group. */
       if (c->stop && mem.v[i].h32 != mem.v[i - 1].h32) {
