@@ -426,7 +426,7 @@ Test(db, a_write_group_reaches_the_log_as_one_frame) {
   cr_assert_eq(cairn_group_begin(db), 0);
   cr_assert_eq(cairn_group_begin(db), CAIRN_EINVAL, "groups do not nest");
   for (int i = 0; i < 3; i++) {
-    char k[8];
+    char k[16];
     snprintf(k, sizeof k, "g%d", i);
     cairn_write w = {.done = on_done, .done_arg = &d[i]};
     cr_assert_eq(cairn_put(db, NULL, k, strlen(k), "v", 1, &w), 0);
