@@ -1230,6 +1230,24 @@ static int recover_tail(struct wal *w, const struct wal_scan_result *res) {
   return seg_cut(w, res->torn_seq, res->torn_offset);
 }
 
+/* The log must reach back to start_lsn: a log that begins later lost
+ * records (a segment deleted by hand, a copy of part of a directory). */
+static int recover_gap(struct wal *w, const struct wal_scan_result *res,
+                       uint64_t start_lsn) {
+  if (res->frames == 0 || res->first_lsn <= start_lsn + 1) return 0;
+  if (!(w->cfg.flags & WAL_SALVAGE)) {
+    log_error(w->log, "%s: the log begins at LSN %" PRIu64 " but LSN %"
+              PRIu64 " is the first one needed: segments are missing "
+              "(open with salvage to go on without them)", w->dir,
+              res->first_lsn, start_lsn + 1);
+    return CAIRN_ECORRUPT;
+  }
+  log_warn(w->log, "%s: LSNs %" PRIu64 " to %" PRIu64 " are missing from "
+           "the log; salvaging without them", w->dir, start_lsn + 1,
+           res->first_lsn - 1);
+  return 0;
+}
+
 /* Open (or create) segment seq as the current one, writing at off. */
 static int seg_adopt(struct wal *w, uint64_t seq, uint64_t off) {
   char path[WAL_PATH_MAX];
@@ -1286,6 +1304,7 @@ static int recover(struct wal *w, uint64_t start_lsn, wal_apply_fn apply,
   uint64_t *seqs = NULL, *last = NULL;
   size_t n = 0;
   int rc = scan_dir(w->dir, replay_frame, &rp, &res, &seqs, &last, &n);
+  if (rc == 0) rc = recover_gap(w, &res, start_lsn);
   if (rc == 0) rc = recover_tail(w, &res);
   uint64_t end_seq = res.end_seq, end_off = res.end_offset;
   uint64_t top = MAX(res.last_lsn, start_lsn);

@@ -543,9 +543,15 @@ Test(wal, start_lsn_skips_older_records) {
   cr_assert_eq(wal_wait(w, 501, CAIRN_DURABILITY_FSYNC), 0);
   wal_close(w);
   struct seen s4 = {.base = 10};
-  w = open_ok(&c, 0, &s4);
+  w = open_ok(&c, 500, &s4);
   cr_assert_eq(s4.n, 1);
   cr_assert_eq(s4.first_lsn, 501);
   wal_close(w);
+  /* A caller whose state is older than the log's start would miss LSNs
+   * 1..500: refused. */
+  struct wal *bad = NULL;
+  struct seen s5 = {.base = 10};
+  cr_assert_eq(wal_open(&c, 0, apply_check, &s5, &bad), CAIRN_ECORRUPT);
+  cr_assert_null(bad);
   tu_rmrf(dir);
 }
