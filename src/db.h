@@ -73,7 +73,8 @@ struct cairn {
   int stopping;
   unsigned expiry_ns, expiry_shard; /* where the expiry sweep resumes */
   uint64_t expiry_from;
-  unsigned evict_ns, evict_shard;   /* the eviction's clock hand */
+  pthread_mutex_t evict_mu;         /* the eviction's clock hand: */
+  unsigned evict_ns, evict_shard;
   uint64_t evict_from;
 };
 
@@ -108,8 +109,8 @@ void db_bury(struct ns *s, uint64_t hash, const void *key, size_t klen,
 /* maint.c */
 int maint_start(cairn *db);
 void maint_stop(cairn *db);
-/* Called after memory grew: wakes the evictor now and then, and evicts
- * inline when far over the budget. */
+/* Called after memory grew, with no lock held: wakes the evictor now and
+ * then, and evicts inline when far over the budget. */
 void db_mem_grew(cairn *db);
 
 #endif /* CAIRN_DB_H */

@@ -244,8 +244,9 @@ static uint64_t evict_step(cairn *db, struct evict_ctx *c) {
 }
 
 /* Evict until memory is under EVICT_LOW_PCT of the budget, or the hand has
- * gone twice round (every mark cleared once) without getting there. */
-static void evict(cairn *db, struct evict_ctx *c) {
+ * gone twice round (every mark cleared once) without getting there.  The
+ * hand is the caller's: evict_mu held. */
+static void evict_locked(cairn *db, struct evict_ctx *c) {
   uint64_t budget = db->opt.max_memory;
   if (budget == 0 || db->ns_count == 0) return;
   uint64_t mem = db_memory(db), low = budget / 100 * EVICT_LOW_PCT;
@@ -260,6 +261,15 @@ static void evict(cairn *db, struct evict_ctx *c) {
   if (db_memory(db) > low) ckpt_request(db->ckpt);
 }
 
+static void evict(cairn *db, struct evict_ctx *c) {
+  pthread_mutex_lock(&db->evict_mu);
+  evict_locked(db, c);
+  pthread_mutex_unlock(&db->evict_mu);
+}
+
+/* Every 64 growths of a thread: over the budget, wake the maintenance
+ * thread; far over it (the thread falls behind a fast loader), evict here,
+ * unless an eviction is already running.  Called with no lock held. */
 void db_mem_grew(cairn *db) {
   static __thread unsigned n;
   if (db->opt.max_memory == 0 || (++n & 63) != 0) return;
@@ -268,6 +278,13 @@ void db_mem_grew(cairn *db) {
   pthread_mutex_lock(&db->maint_mu);
   pthread_cond_signal(&db->maint_cv);
   pthread_mutex_unlock(&db->maint_mu);
+  if (mem / EVICT_INLINE_PCT <= budget / 100 ||
+      pthread_mutex_trylock(&db->evict_mu) != 0)
+    return;
+  struct evict_ctx *c = malloc(sizeof *c);
+  if (c) evict_locked(db, c);
+  pthread_mutex_unlock(&db->evict_mu);
+  free(c);
 }
 
 /* ------------------------------------------------------------------------
@@ -312,6 +329,7 @@ int maint_start(cairn *db) {
   pthread_cond_init(&db->maint_cv, &ca);
   pthread_condattr_destroy(&ca);
   pthread_mutex_init(&db->maint_mu, NULL);
+  pthread_mutex_init(&db->evict_mu, NULL);
   int rc = pthread_create(&db->maint_thread, NULL, maint_main, db);
   if (rc) return -rc;
   db->maint_running = 1;
@@ -327,4 +345,5 @@ void maint_stop(cairn *db) {
   db->maint_running = 0;
   pthread_cond_destroy(&db->maint_cv);
   pthread_mutex_destroy(&db->maint_mu);
+  pthread_mutex_destroy(&db->evict_mu);
 }

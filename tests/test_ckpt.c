@@ -1,0 +1,819 @@
+/*
+ * test_ckpt.c - checkpoints, the on-disk store (LMDB) and the memory budget,
+ * seen through the public API: restart from a checkpoint plus the log after
+ * it, recycling of log segments, eviction and read-through of cold entries,
+ * expiry of entries only the store holds, scans across memory and the
+ * store, the store's size limit, and MEMORY namespaces that stay off disk.
+ *
+ * Every test has its own directory, 1 MiB log segments (so that recycling
+ * happens with little data) and a quiet logger.
+ */
+
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cairn.h"
+#include "testutil.h"
+
+#define SEGMENT_BYTES   (1u << 20)
+#define VALUE_CAP       4096u
+#define KEY_CAP         64u
+#define WAIT_MS_MAX     10000u /* bound on every wait for the background */
+#define HOUR_MS         (3600u * 1000u)
+
+static char dir[256];
+static cairn *db;
+
+static void quiet(void *arg, int level, const char *msg) {
+  (void)arg, (void)level, (void)msg;
+}
+
+static cairn_options opts(void) {
+  cairn_options o;
+  cairn_options_init(&o);
+  o.log_fn = quiet;
+  o.segment_bytes = SEGMENT_BYTES;
+  o.expire_tick_ms = 10;
+  return o;
+}
+
+static void setup(void) {
+  tu_tmpdir(dir, sizeof dir, "ckpt");
+  db = NULL;
+}
+
+static void teardown(void) {
+  cairn_close(db);
+  db = NULL;
+  tu_rmrf(dir);
+}
+
+TestSuite(ckpt, .init = setup, .fini = teardown, .timeout = 120);
+
+/* ----------------------------------------------------------------------
+ * Helpers
+ * ------------------------------------------------------------------- */
+
+static void open_with(const cairn_options *o) {
+  int rc = cairn_open(dir, o, &db);
+  cr_assert_eq(rc, 0, "open %s: %s", dir, cairn_strerror(rc));
+}
+
+static void reopen_with(const cairn_options *o) {
+  cairn_close(db);
+  db = NULL;
+  open_with(o);
+}
+
+static struct cairn_stats stats(void) {
+  struct cairn_stats st;
+  cr_assert_eq(cairn_stats(db, &st), 0);
+  return st;
+}
+
+static void sleep_ms(unsigned ms) {
+  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+  }
+}
+
+static int64_t wall_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static uint64_t splitmix(uint64_t *s) {
+  uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+static size_t key_of(char *buf, const char *tag, uint32_t i) {
+  return (size_t)snprintf(buf, KEY_CAP, "%s%" PRIu32, tag, i);
+}
+
+/* A value of len bytes that follows from (i, gen): it names both, and the
+ * rest is pseudo-random bytes, which LZ4 cannot shrink, so that the log
+ * grows by about what is written. */
+static size_t value_of(char *buf, uint32_t i, uint32_t gen, size_t len) {
+  int n = snprintf(buf, VALUE_CAP, "v%" PRIu32 "/%" PRIu32 ":", i, gen);
+  uint64_t s = ((uint64_t)gen << 32) ^ i;
+  if (len < (size_t)n) len = (size_t)n;
+  for (size_t k = (size_t)n; k < len; k++) buf[k] = (char)splitmix(&s);
+  return len;
+}
+
+static void put_kv(const char *ns, const char *k, size_t klen, const void *v,
+                   size_t vlen, const cairn_write *w) {
+  int rc = cairn_put(db, ns, k, klen, v, vlen, w);
+  cr_assert_eq(rc, 0, "put %.*s: %s", (int)klen, k, cairn_strerror(rc));
+}
+
+static void put_str(const char *ns, const char *k, const char *v,
+                    const cairn_write *w) {
+  put_kv(ns, k, strlen(k), v, strlen(v), w);
+}
+
+/* The key holds exactly v (vlen bytes), or is absent if v is NULL. */
+static void expect_kv(const char *ns, const char *k, size_t klen,
+                      const void *v, size_t vlen) {
+  cairn_value out = {0};
+  int rc = cairn_get(db, ns, k, klen, &out);
+  if (!v) {
+    cr_assert_eq(rc, CAIRN_ENOTFOUND, "%.*s should be absent (%s)", (int)klen,
+                 k, cairn_strerror(rc));
+    return;
+  }
+  cr_assert_eq(rc, 0, "get %.*s: %s", (int)klen, k, cairn_strerror(rc));
+  cr_assert_eq(out.len, vlen, "%.*s: %zu bytes, expected %zu", (int)klen, k,
+               out.len, vlen);
+  cr_assert(memcmp(out.data, v, vlen) == 0, "%.*s holds another value",
+            (int)klen, k);
+  cairn_value_free(&out);
+}
+
+static void expect_str(const char *ns, const char *k, const char *v) {
+  expect_kv(ns, k, strlen(k), v, v ? strlen(v) : 0);
+}
+
+/* The generated value (i, gen, len) under tag+i, or absence for gen 0. */
+static void expect_gen(const char *ns, const char *tag, uint32_t i,
+                       uint32_t gen, size_t len) {
+  char k[KEY_CAP], v[VALUE_CAP];
+  size_t klen = key_of(k, tag, i);
+  if (gen == 0) {
+    expect_kv(ns, k, klen, NULL, 0);
+    return;
+  }
+  size_t vlen = value_of(v, i, gen, len);
+  expect_kv(ns, k, klen, v, vlen);
+}
+
+static void put_gen(const char *ns, const char *tag, uint32_t i, uint32_t gen,
+                    size_t len, const cairn_write *w) {
+  char k[KEY_CAP], v[VALUE_CAP];
+  size_t klen = key_of(k, tag, i), vlen = value_of(v, i, gen, len);
+  put_kv(ns, k, klen, v, vlen, w);
+}
+
+static void del_key(const char *ns, const char *tag, uint32_t i) {
+  char k[KEY_CAP];
+  size_t klen = key_of(k, tag, i);
+  int rc = cairn_del(db, ns, k, klen, NULL);
+  cr_assert_eq(rc, 0, "del %s: %s", k, cairn_strerror(rc));
+}
+
+static void checkpoint_ok(void) {
+  int rc = cairn_sync(db);
+  cr_assert_eq(rc, 0, "sync: %s", cairn_strerror(rc));
+  rc = cairn_checkpoint(db);
+  cr_assert_eq(rc, 0, "checkpoint: %s", cairn_strerror(rc));
+}
+
+/* The deadline of key: 0 for none. */
+static int64_t deadline_of(const char *ns, const char *k) {
+  cairn_value out = {0};
+  int rc = cairn_get(db, ns, k, strlen(k), &out);
+  cr_assert_eq(rc, 0, "get %s: %s", k, cairn_strerror(rc));
+  int64_t d = out.expire_at_ms;
+  cairn_value_free(&out);
+  return d;
+}
+
+/* ----------------------------------------------------------------------
+ * Restart: the store plus the log after its checkpoint
+ * ------------------------------------------------------------------- */
+
+#define R_KEYS      200u
+#define R_VLEN      300u
+#define R_TTL_EVERY 4u /* keys i % 4 == 1 get a one-hour lifespan */
+
+/* The state the child leaves: gens of the plain keys, their lifespans, the
+ * counter, and the new keys. */
+struct r_model {
+  uint32_t gen[R_KEYS];
+  int ttl[R_KEYS]; /* 1: has a lifespan of about an hour */
+  int64_t counter;
+};
+
+static void r_model_base(struct r_model *m) {
+  memset(m, 0, sizeof *m);
+  for (uint32_t i = 0; i < R_KEYS; i++) {
+    m->gen[i] = 1;
+    m->ttl[i] = i % R_TTL_EVERY == 1;
+  }
+  m->counter = 5;
+}
+
+static void r_check(const struct r_model *m, uint32_t new_keys) {
+  int64_t now = wall_ms();
+  for (uint32_t i = 0; i < R_KEYS; i++) {
+    expect_gen(NULL, "k", i, m->gen[i], R_VLEN);
+    if (!m->gen[i]) continue;
+    char k[KEY_CAP];
+    key_of(k, "k", i);
+    int64_t d = deadline_of(NULL, k);
+    if (m->ttl[i])
+      cr_assert(d > now + HOUR_MS / 2 && d <= now + HOUR_MS,
+                "%s: deadline %" PRId64 " is not about an hour away", k, d);
+    else
+      cr_assert_eq(d, 0, "%s: deadline %" PRId64 ", expected none", k, d);
+  }
+  for (uint32_t i = 0; i < new_keys; i++) expect_gen(NULL, "n", i, 1, R_VLEN);
+  char want[32];
+  snprintf(want, sizeof want, "%" PRId64, m->counter);
+  expect_str(NULL, "ctr", want);
+}
+
+
+/* In the forked child, a failed call ends it: Criterion's asserts belong
+ * to the parent. */
+static void child_ok(int rc) {
+  if (rc) _exit(3);
+}
+
+static int c_put_gen(const char *tag, uint32_t i, uint32_t gen) {
+  char k[KEY_CAP], v[VALUE_CAP];
+  size_t klen = key_of(k, tag, i), vlen = value_of(v, i, gen, R_VLEN);
+  return cairn_put(db, NULL, k, klen, v, vlen, NULL);
+}
+
+static int c_expire(const char *k, uint64_t ttl_ms) {
+  cairn_write w = {.ttl_ms = ttl_ms, .flags = CAIRN_W_TTL};
+  return cairn_expire(db, NULL, k, strlen(k), &w);
+}
+
+/* The child's writes before its checkpoint (write: do them, else only
+ * apply them to m). */
+static void r_before_checkpoint(struct r_model *m, int write) {
+  for (uint32_t i = 0; i < 10; i++) {
+    if (write) child_ok(c_put_gen("k", i, 9));
+    m->gen[i] = 9;
+    m->ttl[i] = 0;
+  }
+}
+
+/* The child's writes after its checkpoint; returns the number of records
+ * they log.  Each touches a key that only the store holds at that moment,
+ * except the overwrites of k0..k4 and the new keys. */
+static uint64_t r_after_checkpoint(struct r_model *m, int write) {
+  uint64_t records = 0;
+  char k[KEY_CAP];
+  for (uint32_t i = 10; i < 30; i++, records++) {
+    if (write) child_ok(c_put_gen("k", i, 2));
+    m->gen[i] = 2, m->ttl[i] = 0;
+  }
+  for (uint32_t i = 0; i < 5; i++, records++) {
+    if (write) child_ok(c_put_gen("k", i, 3));
+    m->gen[i] = 3, m->ttl[i] = 0;
+  }
+  for (uint32_t i = 30; i < 40; i++, records++) {
+    key_of(k, "k", i);
+    if (write) child_ok(cairn_del(db, NULL, k, strlen(k), NULL));
+    m->gen[i] = 0;
+  }
+  for (uint32_t i = 40; i < 48; i++, records++) { /* set a lifespan */
+    key_of(k, "k", i);
+    if (write) child_ok(c_expire(k, HOUR_MS));
+    m->ttl[i] = 1;
+  }
+  for (uint32_t i = 101; i < 120; i += R_TTL_EVERY, records++) { /* clear */
+    key_of(k, "k", i);
+    if (write) child_ok(c_expire(k, 0));
+    m->ttl[i] = 0;
+  }
+  if (write) {
+    int64_t v = 0;
+    child_ok(cairn_incr(db, NULL, "ctr", 3, 10, &v, NULL));
+    child_ok(v != m->counter + 10);
+  }
+  m->counter += 10;
+  records++;
+  for (uint32_t i = 0; i < 10; i++, records++)
+    if (write) child_ok(c_put_gen("n", i, 1));
+  return records;
+}
+
+/* In a forked child: open, overwrite a few keys, checkpoint, then write
+ * more and die without closing (a clean close would checkpoint again).
+ * Reports over fd: the records after the checkpoint, the last LSN and the
+ * checkpoint LSN. */
+__attribute__((noreturn)) static void r_child(int fd) {
+  cairn_options o = opts();
+  struct r_model m;
+  r_model_base(&m);
+  uint64_t out[3] = {0, 0, 0};
+  if (cairn_open(dir, &o, &db) != 0) _exit(2);
+  r_before_checkpoint(&m, 1);
+  if (cairn_checkpoint(db) != 0) _exit(2);
+  out[0] = r_after_checkpoint(&m, 1);
+  struct cairn_stats st;
+  if (cairn_sync(db) != 0 || cairn_stats(db, &st) != 0) _exit(2);
+  out[1] = st.last_lsn;
+  out[2] = st.checkpoint_lsn;
+  if (write(fd, out, sizeof out) != (ssize_t)sizeof out) _exit(2);
+  _exit(0);
+}
+
+Test(ckpt, restart_replays_only_the_log_after_the_checkpoint) {
+  cairn_options o = opts();
+  open_with(&o);
+  cairn_write ttl = {.ttl_ms = HOUR_MS};
+  for (uint32_t i = 0; i < R_KEYS; i++)
+    put_gen(NULL, "k", i, 1, R_VLEN, i % R_TTL_EVERY == 1 ? &ttl : NULL);
+  cr_assert_eq(cairn_incr(db, NULL, "ctr", 3, 5, NULL, NULL), 0);
+  /* A clean close checkpoints: nothing is left to replay. */
+  reopen_with(&o);
+  struct cairn_stats st = stats();
+  cr_assert_eq(st.recovered_records, 0);
+  cr_assert_eq(st.entries, 0, "memory starts empty after a clean reopen");
+  cr_assert_eq(st.disk_entries, R_KEYS + 1);
+  cairn_close(db);
+  db = NULL;
+
+  int fds[2];
+  cr_assert_eq(pipe(fds), 0);
+  fflush(NULL);
+  pid_t pid = fork();
+  cr_assert_geq(pid, 0);
+  if (pid == 0) {
+    close(fds[0]);
+    r_child(fds[1]);
+  }
+  close(fds[1]);
+  uint64_t got[3] = {0, 0, 0};
+  ssize_t n = read(fds[0], got, sizeof got);
+  close(fds[0]);
+  int status;
+  cr_assert_eq(waitpid(pid, &status, 0), pid);
+  cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+            "child failed (status 0x%x)", status);
+  cr_assert_eq(n, (ssize_t)sizeof got);
+
+  struct r_model m;
+  r_model_base(&m);
+  r_before_checkpoint(&m, 0);
+  uint64_t after = r_after_checkpoint(&m, 0);
+  cr_assert_eq(got[0], after);
+  cr_assert_eq(got[1] - got[2], after, "the child logged something else");
+  open_with(&o);
+  st = stats();
+  cr_assert_eq(st.recovered_records, after,
+               "replayed %" PRIu64 " records; %" PRIu64 " followed the "
+               "checkpoint", st.recovered_records, after);
+  cr_assert_geq(st.last_lsn, got[1]);
+  r_check(&m, 10);
+  /* The replayed changes, carried into the store, read back the same:
+   * expiry changes of keys only the store held included. */
+  checkpoint_ok();
+  reopen_with(&o);
+  st = stats();
+  cr_assert_eq(st.recovered_records, 0);
+  cr_assert_eq(st.disk_entries, R_KEYS - 10 + 10 + 1);
+  r_check(&m, 10);
+}
+
+/* ----------------------------------------------------------------------
+ * Log segments
+ * ------------------------------------------------------------------- */
+
+#define SEG_KEYS      5000u
+#define SEG_VLEN      1000u
+#define SEG_PASSES    4u   /* 4 x 5000 x 1000 B: 20 MB through the log */
+
+static unsigned wal_files(void) {
+  char path[300];
+  snprintf(path, sizeof path, "%s/wal", dir);
+  DIR *d = opendir(path);
+  cr_assert(d, "opendir %s: %s", path, strerror(errno));
+  unsigned n = 0;
+  for (struct dirent *e; (e = readdir(d)) != NULL;)
+    n += strstr(e->d_name, ".wal") != NULL;
+  closedir(d);
+  return n;
+}
+
+Test(ckpt, checkpoints_recycle_log_segments) {
+  cairn_options o = opts();
+  o.durability = CAIRN_DURABILITY_INTERVAL;
+  o.interval_ms = 5;
+  o.checkpoint_bytes = 4u << 20;
+  open_with(&o);
+  for (uint32_t pass = 1; pass <= SEG_PASSES; pass++)
+    for (uint32_t i = 0; i < SEG_KEYS; i++)
+      put_gen(NULL, "s", i, pass, SEG_VLEN, NULL);
+  checkpoint_ok();
+  struct cairn_stats st = stats();
+  cr_assert_geq(st.log_bytes, (uint64_t)SEG_PASSES * SEG_KEYS * SEG_VLEN,
+                "the log took %" PRIu64 " bytes", st.log_bytes);
+  cr_assert_geq(st.checkpoints, 2, "log growth triggered checkpoints too");
+  cr_assert_eq(st.checkpoint_lsn, st.last_lsn);
+  cr_assert_eq(st.log_bytes_since_checkpoint, 0);
+  cr_assert_eq(st.disk_entries, SEG_KEYS);
+  /* 20 MB went through 1 MiB segments; what is left is the current one,
+   * perhaps the one before it, and at most one spare kept for reuse. */
+  cr_assert_leq(st.log_segments, 3, "%" PRIu64 " segments", st.log_segments);
+  cr_assert_leq(wal_files(), st.log_segments + 1, "%u files in wal/",
+                wal_files());
+  reopen_with(&o);
+  st = stats();
+  cr_assert_eq(st.recovered_records, 0);
+  for (uint32_t i = 0; i < SEG_KEYS; i += 7)
+    expect_gen(NULL, "s", i, SEG_PASSES, SEG_VLEN);
+}
+
+/* ----------------------------------------------------------------------
+ * The memory budget: eviction, and reads through to the store
+ * ------------------------------------------------------------------- */
+
+#define EV_KEYS   50000u
+#define EV_VLEN   200u
+/* The budget is enforced by the maintenance thread, which a reader racing
+ * it can outrun between two of its passes: allow 20% above it. */
+#define EV_SLACK_PCT 120u
+
+static uint64_t wait_memory_at_most(uint64_t bytes) {
+  struct cairn_stats st = stats();
+  for (unsigned ms = 0; st.memory_bytes > bytes && ms < WAIT_MS_MAX; ms += 10) {
+    sleep_ms(10);
+    st = stats();
+  }
+  return st.memory_bytes;
+}
+
+Test(ckpt, cold_entries_are_evicted_and_read_back_from_the_store) {
+  cairn_options o = opts();
+  o.durability = CAIRN_DURABILITY_INTERVAL;
+  o.interval_ms = 5;
+  o.max_memory = (uint64_t)EV_KEYS * EV_VLEN / 4;
+  open_with(&o);
+  for (uint32_t i = 0; i < EV_KEYS; i++) put_gen(NULL, "e", i, 1, EV_VLEN, NULL);
+  checkpoint_ok();
+  uint64_t mem = wait_memory_at_most(o.max_memory);
+  cr_assert_leq(mem, o.max_memory, "memory stays at %" PRIu64 " > %" PRIu64,
+                mem, o.max_memory);
+  struct cairn_stats before = stats();
+  cr_assert_gt(before.evictions, 0);
+  cr_assert_lt(before.entries, EV_KEYS, "every entry is still in memory");
+  uint64_t peak = 0;
+  /* Visit the keys in a scattered order (7919 is prime to EV_KEYS). */
+  for (uint32_t n = 0; n < EV_KEYS; n++) {
+    uint32_t i = (uint32_t)(((uint64_t)n * 7919u) % EV_KEYS);
+    expect_gen(NULL, "e", i, 1, EV_VLEN);
+    if (n % 256 == 0) {
+      struct cairn_stats st = stats();
+      if (st.memory_bytes > peak) peak = st.memory_bytes;
+    }
+  }
+  struct cairn_stats after = stats();
+  cr_assert_gt(after.store_reads, before.store_reads);
+  cr_assert_gt(after.evictions, before.evictions,
+               "reading everything back made room by evicting");
+  cr_assert_leq(peak, o.max_memory / 100 * EV_SLACK_PCT,
+                "memory peaked at %" PRIu64 " with a budget of %" PRIu64,
+                peak, o.max_memory);
+  cr_assert_eq(after.max_memory, o.max_memory);
+}
+
+/* ----------------------------------------------------------------------
+ * Misses
+ * ------------------------------------------------------------------- */
+
+Test(ckpt, a_missing_key_costs_one_store_lookup) {
+  cairn_options o = opts();
+  open_with(&o);
+  for (uint32_t i = 0; i < 100; i++) put_gen(NULL, "m", i, 1, 50, NULL);
+  checkpoint_ok();
+  struct cairn_stats st = stats();
+  uint64_t reads = st.store_reads;
+  for (uint32_t i = 0; i < 50; i++) {
+    expect_gen(NULL, "absent", i, 0, 0);
+    st = stats();
+    cr_assert_eq(st.store_reads, reads + 1, "get %u of a missing key", i);
+    reads = st.store_reads;
+  }
+  /* A miss is not remembered: asking again costs the lookup again. */
+  expect_gen(NULL, "absent", 0, 0, 0);
+  cr_assert_eq(stats().store_reads, reads + 1);
+  reads++;
+  /* A key deleted since the checkpoint is answered by its tombstone. */
+  del_key(NULL, "m", 3);
+  reads = stats().store_reads;
+  expect_gen(NULL, "m", 3, 0, 0);
+  cr_assert_eq(stats().store_reads, reads);
+  /* Keys in memory cost nothing either. */
+  expect_gen(NULL, "m", 4, 1, 50);
+  cr_assert_eq(stats().store_reads, reads);
+}
+
+/* ----------------------------------------------------------------------
+ * Expiry of entries that only the store holds
+ * ------------------------------------------------------------------- */
+
+#define EX_TTL_MS 300u
+
+Test(ckpt, an_entry_only_on_disk_expires) {
+  cairn_options o = opts();
+  /* Until it is on disk, nothing may reclaim it, however slow the writes. */
+  o.flags = CAIRN_OPEN_NO_EXPIRY;
+  open_with(&o);
+  cairn_write w = {.ttl_ms = EX_TTL_MS};
+  put_str(NULL, "dying", "soon gone", &w);
+  for (uint32_t i = 0; i < 20; i++) put_gen(NULL, "keep", i, 1, 100, NULL);
+  o.flags = 0;
+  reopen_with(&o); /* checkpoints; memory starts empty */
+  struct cairn_stats st = stats();
+  cr_assert_eq(st.entries, 0);
+  cr_assert_eq(st.disk_entries, 21);
+  uint64_t expired = st.expired;
+  /* Nothing reads "dying": the sweep must find it in the store's index. */
+  for (unsigned ms = 0; st.expired == expired && ms < WAIT_MS_MAX; ms += 10) {
+    sleep_ms(10);
+    st = stats();
+  }
+  cr_assert_eq(st.expired, expired + 1, "the sweep reclaimed %" PRIu64,
+               st.expired - expired);
+  expect_str(NULL, "dying", NULL);
+  checkpoint_ok();
+  reopen_with(&o);
+  st = stats();
+  cr_assert_eq(st.disk_entries, 20);
+  expect_str(NULL, "dying", NULL);
+  for (uint32_t i = 0; i < 20; i++) expect_gen(NULL, "keep", i, 1, 100);
+}
+
+/* Before the sweep gets to it, an expired entry of the store is already
+ * hidden from reads. */
+Test(ckpt, an_expired_entry_on_disk_is_hidden_before_it_is_reclaimed) {
+  cairn_options o = opts();
+  o.flags = CAIRN_OPEN_NO_EXPIRY;
+  open_with(&o);
+  cairn_write w = {.ttl_ms = 100};
+  put_str(NULL, "dying", "soon gone", &w);
+  put_str(NULL, "keep", "here", NULL);
+  reopen_with(&o);
+  sleep_ms(150);
+  expect_str(NULL, "dying", NULL);
+  expect_str(NULL, "keep", "here");
+  struct cairn_stats st = stats();
+  cr_assert_eq(st.expired, 0);
+  cr_assert_eq(st.disk_entries, 2, "%" PRIu64 " entries on disk",
+               st.disk_entries);
+}
+
+/* ----------------------------------------------------------------------
+ * Scans over memory and the store
+ * ------------------------------------------------------------------- */
+
+/* Key groups by first letter, with what a scan must see of them. */
+#define SC_DISK   100u /* d: checkpointed, untouched */
+#define SC_BOTH    50u /* b: checkpointed, then overwritten (gen 2) */
+#define SC_GONE    30u /* x: checkpointed, then deleted */
+#define SC_OLD     20u /* o: checkpointed with a lifespan that passes */
+#define SC_MEM     60u /* m: written after the reopen */
+#define SC_TMP     10u /* t: written after the reopen, lifespan passes */
+#define SC_WARM    10u /* d0..d9 are read, so memory holds them too */
+#define SC_VLEN    40u
+
+struct seen {
+  uint8_t d[SC_DISK], b[SC_BOTH], m[SC_MEM];
+  unsigned other; /* keys that must not appear */
+  unsigned bad;   /* wrong values */
+  unsigned n;
+};
+
+static int sc_visit(void *arg, const void *key, size_t klen, const void *val,
+                    size_t vlen, uint64_t version, int64_t expire_at_ms) {
+  (void)version, (void)expire_at_ms;
+  struct seen *s = arg;
+  char k[KEY_CAP], v[VALUE_CAP];
+  unsigned i;
+  s->n++;
+  if (klen < 2 || klen >= KEY_CAP) {
+    s->other++;
+    return 0;
+  }
+  memcpy(k, key, klen);
+  k[klen] = '\0';
+  if (sscanf(k + 1, "%u", &i) != 1) {
+    s->other++;
+    return 0;
+  }
+  uint8_t *slot = NULL;
+  uint32_t gen = 1;
+  if (k[0] == 'd' && i < SC_DISK) slot = &s->d[i];
+  else if (k[0] == 'b' && i < SC_BOTH) slot = &s->b[i], gen = 2;
+  else if (k[0] == 'm' && i < SC_MEM) slot = &s->m[i];
+  if (!slot) {
+    s->other++;
+    return 0;
+  }
+  (*slot)++;
+  size_t want = value_of(v, i, gen, SC_VLEN);
+  if (want != vlen || memcmp(v, val, vlen) != 0) s->bad++;
+  return 0;
+}
+
+static struct seen *sc_run(const char *prefix, size_t count) {
+  static struct seen s;
+  memset(&s, 0, sizeof s);
+  uint64_t cursor = 0;
+  unsigned calls = 0;
+  do {
+    int rc = cairn_scan(db, NULL, prefix, prefix ? strlen(prefix) : 0,
+                        &cursor, count, sc_visit, &s);
+    cr_assert_eq(rc, 0, "scan: %s", cairn_strerror(rc));
+    cr_assert_lt(++calls, 100000u, "the scan does not end");
+  } while (cursor != 0);
+  cr_assert_eq(s.other, 0, "the scan found %u keys that are not live",
+               s.other);
+  cr_assert_eq(s.bad, 0, "the scan found %u stale values", s.bad);
+  return &s;
+}
+
+static void sc_expect(const uint8_t *seen, unsigned n, unsigned lo,
+                      unsigned hi, const char *what) {
+  for (unsigned i = 0; i < n; i++)
+    cr_assert_eq(seen[i], i >= lo && i < hi, "%s%u visited %u times", what, i,
+                 seen[i]);
+}
+
+Test(ckpt, scans_merge_memory_and_the_store) {
+  cairn_options o = opts();
+  /* No background expiry: dead entries stay, and the scan must skip them. */
+  o.flags = CAIRN_OPEN_NO_EXPIRY;
+  open_with(&o);
+  cairn_write brief = {.ttl_ms = 200};
+  for (uint32_t i = 0; i < SC_DISK; i++) put_gen(NULL, "d", i, 1, SC_VLEN, NULL);
+  for (uint32_t i = 0; i < SC_BOTH; i++) put_gen(NULL, "b", i, 1, SC_VLEN, NULL);
+  for (uint32_t i = 0; i < SC_GONE; i++) put_gen(NULL, "x", i, 1, SC_VLEN, NULL);
+  for (uint32_t i = 0; i < SC_OLD; i++) put_gen(NULL, "o", i, 1, SC_VLEN, &brief);
+  reopen_with(&o);
+  cr_assert_eq(stats().entries, 0);
+  cr_assert_eq(stats().disk_entries, SC_DISK + SC_BOTH + SC_GONE + SC_OLD);
+  for (uint32_t i = 0; i < SC_BOTH; i++) put_gen(NULL, "b", i, 2, SC_VLEN, NULL);
+  for (uint32_t i = 0; i < SC_GONE; i++) del_key(NULL, "x", i);
+  for (uint32_t i = 0; i < SC_MEM; i++) put_gen(NULL, "m", i, 1, SC_VLEN, NULL);
+  for (uint32_t i = 0; i < SC_TMP; i++) put_gen(NULL, "t", i, 1, SC_VLEN, &brief);
+  for (uint32_t i = 0; i < SC_WARM; i++) expect_gen(NULL, "d", i, 1, SC_VLEN);
+  sleep_ms(250); /* past both lifespans */
+  struct cairn_stats st = stats();
+  cr_assert_gt(st.disk_entries, 0);
+  cr_assert_gt(st.entries, 0);
+
+  static const size_t counts[] = {1, 7, 1000};
+  for (size_t c = 0; c < sizeof counts / sizeof *counts; c++) {
+    struct seen *s = sc_run(NULL, counts[c]);
+    sc_expect(s->d, SC_DISK, 0, SC_DISK, "d");
+    sc_expect(s->b, SC_BOTH, 0, SC_BOTH, "b");
+    sc_expect(s->m, SC_MEM, 0, SC_MEM, "m");
+    cr_assert_eq(s->n, SC_DISK + SC_BOTH + SC_MEM);
+  }
+  struct seen *s = sc_run("d1", 5); /* d1, d10..d19: only the store */
+  for (unsigned i = 0; i < SC_DISK; i++)
+    cr_assert_eq(s->d[i], i == 1 || (i >= 10 && i < 20), "d%u visited %u "
+                 "times", i, s->d[i]);
+  cr_assert_eq(s->n, 11);
+  s = sc_run("b", 3); /* both: the memory version wins */
+  sc_expect(s->b, SC_BOTH, 0, SC_BOTH, "b");
+  cr_assert_eq(s->n, SC_BOTH);
+  cr_assert_eq(sc_run("x", 3)->n, 0, "deleted keys appear");
+  cr_assert_eq(sc_run("o", 3)->n, 0, "expired keys appear");
+  cr_assert_eq(sc_run("t", 3)->n, 0, "expired keys appear");
+  s = sc_run("m", 4);
+  sc_expect(s->m, SC_MEM, 0, SC_MEM, "m");
+}
+
+/* ----------------------------------------------------------------------
+ * The store's size
+ * ------------------------------------------------------------------- */
+
+#define BIG_KEYS  20000u
+#define BIG_VLEN  1000u
+
+Test(ckpt, a_store_holds_twenty_megabytes) {
+  cairn_options o = opts();
+  o.durability = CAIRN_DURABILITY_INTERVAL;
+  o.interval_ms = 5;
+  o.map_bytes_max = 64ull << 20;
+  open_with(&o);
+  for (uint32_t i = 0; i < BIG_KEYS; i++) put_gen(NULL, "g", i, 1, BIG_VLEN, NULL);
+  checkpoint_ok();
+  struct cairn_stats st = stats();
+  cr_assert_eq(st.disk_entries, BIG_KEYS);
+  cr_assert_eq(st.checkpoint_lsn, st.last_lsn);
+  reopen_with(&o);
+  cr_assert_eq(stats().recovered_records, 0);
+  for (uint32_t i = 0; i < BIG_KEYS; i += 13) expect_gen(NULL, "g", i, 1, BIG_VLEN);
+}
+
+#define FULL_KEYS  5000u
+#define FULL_VLEN  1000u
+#define FULL_KEEP  800u  /* keys left after making room: fit in 2 MiB */
+
+static void full_expect_all(uint32_t deleted_below) {
+  for (uint32_t i = 0; i < FULL_KEYS; i++)
+    expect_gen(NULL, "f", i, i < deleted_below ? 0 : 1, FULL_VLEN);
+}
+
+Test(ckpt, a_full_store_refuses_growing_writes_until_a_checkpoint_fits) {
+  cairn_options o = opts();
+  o.durability = CAIRN_DURABILITY_INTERVAL;
+  o.interval_ms = 5;
+  o.map_bytes_max = 2u << 20;
+  open_with(&o);
+  for (uint32_t i = 0; i < FULL_KEYS; i++) put_gen(NULL, "f", i, 1, FULL_VLEN, NULL);
+  cr_assert_eq(cairn_sync(db), 0);
+  cr_assert_eq(cairn_checkpoint(db), CAIRN_EFULL);
+  struct cairn_stats st = stats();
+  cr_assert_eq(st.checkpoint_lsn, 0);
+  cr_assert_geq(st.log_segments, 5, "the log was recycled");
+
+  /* Growing writes are refused; deletes go on. */
+  char v[VALUE_CAP];
+  size_t vlen = value_of(v, 0, 7, 100);
+  cr_assert_eq(cairn_put(db, NULL, "new", 3, v, vlen, NULL), CAIRN_EFULL);
+  cr_assert_eq(cairn_put(db, NULL, "f1", 2, v, vlen, NULL), CAIRN_EFULL);
+  cr_assert_eq(cairn_incr(db, NULL, "ctr", 3, 1, NULL, NULL), CAIRN_EFULL);
+  cairn_write ttl = {.ttl_ms = HOUR_MS, .flags = CAIRN_W_TTL};
+  cr_assert_eq(cairn_expire(db, NULL, "f1", 2, &ttl), CAIRN_EFULL);
+  cairn_batch *b;
+  cr_assert_eq(cairn_batch_new(db, &b), 0);
+  cr_assert_eq(cairn_batch_put(b, NULL, "new", 3, v, vlen, NULL), 0);
+  cr_assert_eq(cairn_batch_commit(b, NULL), CAIRN_EFULL);
+  cairn_batch_free(b);
+  del_key(NULL, "f", 0);
+  full_expect_all(1);
+  expect_str(NULL, "new", NULL);
+  expect_str(NULL, "ctr", NULL);
+  cr_assert_eq(deadline_of(NULL, "f1"), 0);
+
+  /* The log still holds everything: a restart loses nothing (the check-
+   * point at close fails too, and the one after the open). */
+  reopen_with(&o);
+  full_expect_all(1);
+  st = stats();
+  cr_assert_eq(st.recovered_records, FULL_KEYS + 1);
+
+  /* Deleting makes room; then a checkpoint fits and writes go on. */
+  for (uint32_t i = 1; i < FULL_KEYS - FULL_KEEP; i++) del_key(NULL, "f", i);
+  checkpoint_ok();
+  st = stats();
+  cr_assert_eq(st.disk_entries, FULL_KEEP);
+  cr_assert_eq(cairn_put(db, NULL, "new", 3, v, vlen, NULL), 0);
+  cr_assert_eq(cairn_incr(db, NULL, "ctr", 3, 1, NULL, NULL), 0);
+  reopen_with(&o);
+  full_expect_all(FULL_KEYS - FULL_KEEP);
+  expect_kv(NULL, "new", 3, v, vlen);
+  expect_str(NULL, "ctr", "1");
+}
+
+/* ----------------------------------------------------------------------
+ * MEMORY namespaces
+ * ------------------------------------------------------------------- */
+
+Test(ckpt, a_memory_namespace_never_touches_the_store) {
+  cairn_options o = opts();
+  o.max_memory = 64u << 10; /* small: MEMORY entries are never evicted */
+  open_with(&o);
+  cairn_ns_options cache = {.durability = CAIRN_DURABILITY_MEMORY};
+  cr_assert_eq(cairn_ns_define(db, "cache", &cache), 0);
+  for (uint32_t i = 0; i < 10; i++) put_gen(NULL, "disk", i, 1, 50, NULL);
+  for (uint32_t i = 0; i < 1000; i++) put_gen("cache", "c", i, 1, 200, NULL);
+  checkpoint_ok();
+  sleep_ms(50); /* a few maintenance ticks over the budget */
+  struct cairn_stats st = stats();
+  cr_assert_eq(st.disk_entries, 10);
+  uint64_t reads = st.store_reads;
+  for (uint32_t i = 0; i < 1000; i++) expect_gen("cache", "c", i, 1, 200);
+  for (uint32_t i = 0; i < 100; i++) expect_gen("cache", "absent", i, 0, 0);
+  char k[KEY_CAP];
+  key_of(k, "c", 5);
+  cr_assert_eq(cairn_del(db, "cache", k, strlen(k), NULL), 0);
+  expect_gen("cache", "c", 5, 0, 0);
+  cr_assert_eq(cairn_incr(db, "cache", "n", 1, 2, NULL, NULL), 0);
+  st = stats();
+  cr_assert_eq(st.store_reads, reads, "the MEMORY namespace read the store");
+  checkpoint_ok();
+  cr_assert_eq(stats().disk_entries, 10);
+
+  reopen_with(&o);
+  cr_assert_eq(cairn_ns_define(db, "cache", &cache), 0);
+  st = stats();
+  cr_assert_eq(st.disk_entries, 10);
+  reads = st.store_reads;
+  for (uint32_t i = 0; i < 100; i++) expect_gen("cache", "c", i, 0, 0);
+  cr_assert_eq(stats().store_reads, reads);
+}
