@@ -65,7 +65,8 @@ extern "C" {
   X(CAIRN_EOVERFLOW, -30011, "increment or decrement would overflow")         \
   X(CAIRN_EBUSY,     -30012, "data directory is locked by another process")   \
   X(CAIRN_EVERFMT,   -30013, "data directory has an unsupported format version") \
-  X(CAIRN_ECLOSING,  -30014, "database is closing")
+  X(CAIRN_ECLOSING,  -30014, "database is closing")                         \
+  X(CAIRN_ETYPE,     -30015, "key holds a value of another type")
 
 enum cairn_error {
 #define CAIRN_X_ENUM(name, value, msg) name = (value),
@@ -209,6 +210,9 @@ typedef struct cairn_write {
   unsigned cond;        /* CAIRN_IF_* */
   uint64_t version;     /* expected version for CAIRN_IF_VERSION */
   cairn_durability durability; /* DEFAULT: the namespace's */
+  int type;             /* cairn_put: CAIRN_TYPE_* of the value (0: a
+                           string; a collection's value must be in the
+                           layout of src/coll.h, as cairn_get gives it) */
   cairn_done_fn done;   /* if set, the call does not wait for the log */
   void *done_arg;
 } cairn_write;
@@ -243,9 +247,18 @@ CAIRN_EXPORT int cairn_del(cairn *db, const char *ns, const void *key,
 /* A value handed out by cairn_get or cairn_take.  data is malloc'd and
  * owned by the caller until cairn_value_free(); it is followed by a NUL
  * byte not counted in len, so a text value can be used as a C string. */
+/* Value types.  Strings are plain bytes; collections are stored as one
+ * value in an internal layout (src/coll.h) and changed element by element
+ * with cairn_coll_apply. */
+enum {
+  CAIRN_TYPE_STRING = 0, CAIRN_TYPE_HASH = 1, CAIRN_TYPE_SET = 2,
+  CAIRN_TYPE_ZSET = 3, CAIRN_TYPE_LIST = 4
+};
+
 typedef struct cairn_value {
   void *data;
   size_t len;
+  int type;              /* CAIRN_TYPE_* */
   uint64_t version;      /* LSN of the entry's last write */
   int64_t expire_at_ms;  /* when it dies as of now (the earlier of its
                             lifespan and last access + max-idle), 0: never */
@@ -283,6 +296,19 @@ CAIRN_EXPORT int cairn_incr(cairn *db, const char *ns, const void *key,
  * CAIRN_W_MAX_IDLE.  Errors: CAIRN_ENOTFOUND, and those of cairn_put. */
 CAIRN_EXPORT int cairn_expire(cairn *db, const char *ns, const void *key,
                               size_t klen, const cairn_write *w);
+
+/* cairn_coll_apply - change the collection of the given type at key by
+ * delta, an element-level change in the internal delta layout of
+ * src/coll.h (used by cairnd; not yet a stable interface).  A missing key
+ * is created; a collection left empty is deleted.  Only the delta is
+ * logged.  w's conditions apply as for cairn_put; its expiry flags are
+ * ignored (the key keeps its expiry, a new key gets the namespace's).
+ * Errors: CAIRN_ETYPE (the key holds a string or another collection),
+ * CAIRN_EINVAL (a malformed delta, an index out of range), and those of
+ * cairn_put. */
+CAIRN_EXPORT int cairn_coll_apply(cairn *db, const char *ns, const void *key,
+                                  size_t klen, int type, const void *delta,
+                                  size_t dlen, const cairn_write *w);
 
 /* ------------------------------------------------------------------------
  * Batches: atomic multi-key writes, one log record, all or nothing.

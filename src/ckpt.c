@@ -23,6 +23,7 @@
 #include <time.h>
 
 #include "ckpt.h"
+#include "coll.h"
 #include "hash.h"
 #include "limits.h"
 #include "record.h"
@@ -41,7 +42,7 @@ enum { FOLD_PUT = 1, FOLD_DEL = 2, FOLD_EXPIRE = 3 };
 /* The last state of one key within the checkpoint's range. */
 struct fold {
   uint64_t hash;
-  uint8_t op, ns_len;
+  uint8_t op, ns_len, type;
   uint32_t klen, vlen;
   uint64_t version, max_idle_ms;
   int64_t expire_at_ms, ts_ms;
@@ -52,6 +53,7 @@ struct fold_map {
   struct fold **slots;
   size_t cap, n;
   uint64_t records;
+  struct store *store; /* for collection deltas to keys it alone holds */
 };
 
 static uint64_t fold_hash(const struct rec *r) {
@@ -103,11 +105,74 @@ static struct fold *fold_new(const struct rec *r, uint64_t h, size_t vlen) {
   return f;
 }
 
+/* The collection a delta applies to: none (REC_F_FRESH, or deleted in
+ * this range), the folded value, or the store's.  *held is what to free. */
+static int fold_coll_base(struct fold_map *m, const struct rec *r,
+                          const struct fold *old, const void **base,
+                          size_t *blen, unsigned *type, void **held) {
+  *base = NULL;
+  *blen = 0;
+  *type = r->type;
+  *held = NULL;
+  if ((r->flags & REC_F_FRESH) || (old && old->op == FOLD_DEL)) return 0;
+  if (old && old->op == FOLD_PUT) {
+    *base = old->data + old->ns_len + old->klen;
+    *blen = old->vlen;
+    *type = old->type;
+    return 0;
+  }
+  uint64_t h = table_hash(r->key, r->klen);
+  struct store_val v;
+  int rc = store_get(m->store, r->ns, r->ns_len, table_shard(h),
+                     (uint32_t)(h >> 32), r->key, r->klen, &v, NULL);
+  if (rc == CAIRN_ENOTFOUND) return 0;
+  if (rc) return rc;
+  *base = *held = v.data;
+  *blen = v.len;
+  *type = v.type;
+  return 0;
+}
+
+/* A collection delta folds into the value it yields (or a deletion). */
+static int fold_coll(struct fold_map *m, uint64_t lsn, const struct rec *r,
+                     struct fold **slot, uint64_t h) {
+  const void *base;
+  size_t blen, n = 0;
+  unsigned type;
+  void *held, *blob = NULL;
+  int rc = fold_coll_base(m, r, *slot, &base, &blen, &type, &held);
+  if (rc == 0)
+    rc = type == r->type ? coll_apply(r->type, base, blen, r->val, r->vlen,
+                                      &blob, &n)
+                         : CAIRN_ECORRUPT;
+  free(held);
+  struct fold *f = rc ? NULL : fold_new(r, h, n);
+  if (!rc && !f) rc = CAIRN_ENOMEM;
+  if (rc) {
+    free(blob);
+    return rc;
+  }
+  f->op = blob ? FOLD_PUT : FOLD_DEL;
+  f->type = r->type;
+  f->vlen = (uint32_t)n;
+  if (n) memcpy(f->data + f->ns_len + f->klen, blob, n);
+  free(blob);
+  f->version = lsn;
+  f->expire_at_ms = r->expire_at_ms;
+  f->max_idle_ms = r->max_idle_ms;
+  f->ts_ms = (int64_t)r->ts_ms;
+  if (!*slot) m->n++;
+  free(*slot);
+  *slot = f;
+  return 0;
+}
+
 /* Fold one (non-batch) record at lsn into the map. */
 static int fold_one(struct fold_map *m, uint64_t lsn, const struct rec *r) {
   if ((m->n + 1) * 2 > m->cap && map_grow(m) != 0) return CAIRN_ENOMEM;
   uint64_t h = fold_hash(r);
   struct fold **slot = map_slot(m, r, h), *old = *slot;
+  if (r->op == REC_COLL) return fold_coll(m, lsn, r, slot, h);
   if (r->op == REC_EXPIRE && old && old->op != FOLD_DEL) {
     /* The value stays as folded; only the expiry and version move. */
     old->expire_at_ms = r->expire_at_ms;
@@ -121,6 +186,7 @@ static int fold_one(struct fold_map *m, uint64_t lsn, const struct rec *r) {
   if (!f) return CAIRN_ENOMEM;
   f->op = r->op == REC_PUT ? FOLD_PUT
           : r->op == REC_EXPIRE ? FOLD_EXPIRE : FOLD_DEL;
+  f->type = r->type;
   f->vlen = (uint32_t)vlen;
   if (vlen) memcpy(f->data + f->ns_len + f->klen, r->val, vlen);
   f->version = lsn;
@@ -184,7 +250,7 @@ static int fold_write(struct store *s, struct store_txn *t,
   if (f->op == FOLD_DEL)
     return store_del(t, ns, f->ns_len, shard, h32, key, f->klen);
   struct store_val v = {f->version, f->expire_at_ms, f->max_idle_ms,
-                        f->ts_ms, REC_T_STRING,
+                        f->ts_ms, f->type,
                         (void *)(key + f->klen), f->vlen};
   if (f->op == FOLD_PUT)
     return store_put(t, ns, f->ns_len, shard, h32, key, f->klen, &v);
@@ -272,6 +338,7 @@ static int ckpt_once(struct ckpt *c) {
   uint64_t t0 = mono_ns();
   if (target <= from) return 0;
   struct fold_map m = {0};
+  m.store = c->store;
   int rc = map_grow(&m);
   if (rc == 0) rc = wal_read(c->wal, from, target, fold_apply, &m);
   if (rc == 0) rc = folds_commit(c->store, &m, from, target, c->cfg.epoch);

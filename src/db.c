@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "ckpt.h"
+#include "coll.h"
 #include "db.h"
 #include "limits.h"
 #include "record.h"
@@ -257,12 +258,13 @@ struct replay {
  * (copied into *held, which the caller frees). */
 static int replay_base(cairn *db, struct ns *s, uint64_t hash,
                        const struct rec *r, struct store_val *held,
-                       const void **val, uint32_t *vlen) {
+                       const void **val, uint32_t *vlen, unsigned *type) {
   struct entry *old = table_find(s->t, hash, r->key, r->klen);
   if (old) {
     if (entry_flags(old) & ENTRY_F_TOMB) return CAIRN_ENOTFOUND;
     *val = entry_val(old);
     *vlen = (uint32_t)entry_vlen(old);
+    *type = entry_type(old);
     return 0;
   }
   if (!db_cold(db, s)) return CAIRN_ENOTFOUND;
@@ -271,7 +273,62 @@ static int replay_base(cairn *db, struct ns *s, uint64_t hash,
   if (rc) return rc;
   *val = held->data;
   *vlen = (uint32_t)held->len;
+  *type = held->type <= REC_T_MAX ? held->type : REC_T_STRING;
   return 0;
+}
+
+/* Put key's new state at lsn: a value (flags carry its type), or, with
+ * ENTRY_F_TOMB in flags, its deletion. */
+static int replay_set(cairn *db, struct ns *s, uint64_t hash,
+                      const struct rec *r, uint64_t lsn, const void *val,
+                      size_t vlen, unsigned flags, int64_t now) {
+  int tomb = flags & ENTRY_F_TOMB;
+  if (tomb && !db_cold(db, s)) {
+    entry_free(table_remove(s->t, hash, r->key, r->klen));
+    return 0;
+  }
+  /* An entry already dead is still inserted: a later record may revive it
+   * (cairn_expire clearing its lifespan), and the expiry sweep logs its
+   * deletion once the open is done, so every reader of the log agrees.
+   * Max-idle counts from the open: the log does not hold reads, and an
+   * entry kept alive by reads alone must not die at a restart. */
+  struct entry *e = entry_new(r->key, r->klen, tomb ? NULL : val,
+                              tomb ? 0 : vlen, hash, lsn,
+                              tomb ? 0 : r->expire_at_ms,
+                              tomb ? 0 : r->max_idle_ms, now, flags);
+  if (!e) return CAIRN_ENOMEM;
+  int rc = table_put(s->t, hash, e);
+  if (rc) entry_free(e);
+  return rc;
+}
+
+/* A collection delta: applied to the collection as it was when the delta
+ * was written (none, for a REC_F_FRESH one), exactly as the write did. */
+static int replay_coll(cairn *db, struct ns *s, uint64_t hash,
+                       const struct rec *r, uint64_t lsn, int64_t now) {
+  struct store_val held = {0};
+  const void *base = NULL;
+  uint32_t blen = 0;
+  unsigned type = r->type;
+  if (!(r->flags & REC_F_FRESH)) {
+    int rc = replay_base(db, s, hash, r, &held, &base, &blen, &type);
+    if (rc && rc != CAIRN_ENOTFOUND) return rc;
+  }
+  void *blob = NULL;
+  size_t n = 0;
+  int rc = type == r->type ? coll_apply(r->type, base, blen, r->val, r->vlen,
+                                        &blob, &n)
+                           : CAIRN_ECORRUPT;
+  free(held.data);
+  if (rc) {
+    log_error(&db->log, "log record at LSN %" PRIu64 " does not apply to "
+              "its collection: %s", lsn, cairn_strerror(rc));
+    return CAIRN_ECORRUPT;
+  }
+  rc = replay_set(db, s, hash, r, lsn, blob, n,
+                  blob ? ENTRY_F_TYPE(r->type) : ENTRY_F_TOMB, now);
+  free(blob);
+  return rc;
 }
 
 static int replay_one(cairn *db, uint64_t lsn, const struct rec *r,
@@ -280,41 +337,26 @@ static int replay_one(cairn *db, uint64_t lsn, const struct rec *r,
   int rc = db_ns_get(db, r->ns, r->ns_len, &s);
   if (rc) return rc;
   uint64_t hash = table_hash(r->key, r->klen);
-  const void *val = r->val;
-  uint32_t vlen = r->vlen;
-  struct store_val held = {0};
-  unsigned flags = 0;
   switch (r->op) {
   case REC_PUT:
-    break;
-  case REC_EXPIRE:
-    rc = replay_base(db, s, hash, r, &held, &val, &vlen);
-    if (rc == CAIRN_ENOTFOUND) return 0;
-    if (rc) return rc;
-    break;
-  default: /* REC_DEL, REC_EXPIRED: a tombstone hides the store's copy */
-    if (!db_cold(db, s)) {
-      entry_free(table_remove(s->t, hash, r->key, r->klen));
-      return 0;
-    }
-    val = NULL;
-    vlen = 0;
-    flags = ENTRY_F_TOMB;
-    break;
+    return replay_set(db, s, hash, r, lsn, r->val, r->vlen,
+                      ENTRY_F_TYPE(r->type), now);
+  case REC_COLL:
+    return replay_coll(db, s, hash, r, lsn, now);
+  case REC_EXPIRE: {
+    struct store_val held = {0};
+    const void *val;
+    uint32_t vlen;
+    unsigned type;
+    rc = replay_base(db, s, hash, r, &held, &val, &vlen, &type);
+    if (rc == 0)
+      rc = replay_set(db, s, hash, r, lsn, val, vlen, ENTRY_F_TYPE(type), now);
+    free(held.data);
+    return rc == CAIRN_ENOTFOUND ? 0 : rc;
   }
-  /* An entry already dead is still inserted: a later record may revive it
-   * (cairn_expire clearing its lifespan), and the expiry sweep logs its
-   * deletion once the open is done, so every reader of the log agrees.
-   * Max-idle counts from the open: the log does not hold reads, and an
-   * entry kept alive by reads alone must not die at a restart. */
-  int tomb = flags & ENTRY_F_TOMB;
-  struct entry *e = entry_new(r->key, r->klen, val, vlen, hash, lsn,
-                              tomb ? 0 : r->expire_at_ms,
-                              tomb ? 0 : r->max_idle_ms, now, flags);
-  free(held.data);
-  if (!e) return CAIRN_ENOMEM;
-  if ((rc = table_put(s->t, hash, e)) != 0) entry_free(e);
-  return rc;
+  default: /* REC_DEL, REC_EXPIRED: a tombstone hides the store's copy */
+    return replay_set(db, s, hash, r, lsn, NULL, 0, ENTRY_F_TOMB, now);
+  }
 }
 
 /* wal_apply_fn: open is single-threaded, so no locks are taken here. */

@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "coll.h"
 #include "db.h"
 #include "limits.h"
 #include "record.h"
@@ -172,7 +173,8 @@ static int db_load(cairn *db, struct ns *s, uint64_t hash, const void *key,
   if (rc == CAIRN_ENOTFOUND) return 0;
   if (rc) return rc;
   *out = entry_new(key, klen, v.data, v.len, hash, v.version, v.expire_at_ms,
-                   v.max_idle_ms, v.last_access_ms, 0);
+                   v.max_idle_ms, v.last_access_ms,
+                   ENTRY_F_TYPE(v.type <= REC_T_MAX ? v.type : 0));
   free(v.data);
   return *out ? 0 : CAIRN_ENOMEM;
 }
@@ -182,9 +184,8 @@ static int db_load(cairn *db, struct ns *s, uint64_t hash, const void *key,
  * every newer state of the key, and the store's is current.  Returns the
  * entry now in memory for the key (NULL: absent), or sets *retry.
  * Write lock held. */
-static struct entry *db_adopt(cairn *db, struct ns *s, uint64_t hash,
-                              const void *key, size_t klen,
-                              struct entry *loaded, uint32_t seq,
+static struct entry *db_adopt(struct ns *s, uint64_t hash, const void *key,
+                              size_t klen, struct entry *loaded, uint32_t seq,
                               int *retry) {
   unsigned shard = table_shard(hash);
   struct entry *e = table_find(s->t, hash, key, klen);
@@ -202,7 +203,6 @@ static struct entry *db_adopt(cairn *db, struct ns *s, uint64_t hash,
     entry_free(loaded); /* out of memory: serve it without caching */
     return NULL;
   }
-  if (loaded) db_mem_grew(db);
   return loaded;
 }
 
@@ -222,7 +222,7 @@ int db_lookup(cairn *db, struct ns *s, uint64_t hash, const void *key,
     int rc = db_load(db, s, hash, key, klen, &loaded), retry;
     if (rc) return rc;
     table_wrlock(s->t, shard);
-    e = db_adopt(db, s, hash, key, klen, loaded, seq, &retry);
+    e = db_adopt(s, hash, key, klen, loaded, seq, &retry);
     if (!retry) {
       *out = db_entry_live(e, now) ? e : NULL;
       return 0;
@@ -277,6 +277,7 @@ static int do_put(cairn *db, struct ns *s, const void *key, size_t klen,
 
   struct rec r;
   rec_init(&r, REC_PUT, s, key, klen, now);
+  r.type = (uint8_t)w->type;
   r.val = val;
   r.vlen = (uint32_t)vlen;
   size_t bytes = rec_size(&r);
@@ -298,7 +299,8 @@ static int do_put(cairn *db, struct ns *s, const void *key, size_t klen,
   }
   r.expire_at_ms = expire_at;
   r.max_idle_ms = max_idle;
-  unsigned flags = mode == CAIRN_DURABILITY_MEMORY ? ENTRY_F_MEMORY : 0;
+  unsigned flags = (mode == CAIRN_DURABILITY_MEMORY ? ENTRY_F_MEMORY : 0) |
+                   ENTRY_F_TYPE(w->type);
   struct entry *e = entry_new(key, klen, val, vlen, hash, 0, expire_at,
                               max_idle, now, flags);
   if (!e) {
@@ -312,6 +314,7 @@ static int do_put(cairn *db, struct ns *s, const void *key, size_t klen,
   uint64_t lsn = write_commit(db, mode, &r, w);
   entry_set_version(e, lsn);
   table_unlock(s->t, shard);
+  db_mem_grew(db);
   db_count(db, CNT_PUTS, 1);
   return write_finish(db, mode, lsn, w);
 
@@ -319,6 +322,13 @@ fail:
   table_unlock(s->t, shard);
   write_abort(db, mode, bytes);
   return rc;
+}
+
+/* A collection must arrive whole and well formed, as cairn_get gave it. */
+static int type_ok(int type, const void *val, size_t vlen) {
+  if (type < CAIRN_TYPE_STRING || type > CAIRN_TYPE_LIST) return 0;
+  struct coll_iter it;
+  return type == CAIRN_TYPE_STRING || coll_iter_init(&it, type, val, vlen) > 0;
 }
 
 static int put_args_ok(cairn *db, const void *key, size_t klen,
@@ -334,6 +344,7 @@ CAIRN_EXPORT int cairn_put(cairn *db, const char *ns, const void *key,
   int rc = put_args_ok(db, key, klen, val, vlen);
   if (rc) return rc;
   if (!w) w = &no_write_opts;
+  if (!type_ok(w->type, val, vlen)) return CAIRN_EINVAL;
   struct ns *s;
   if ((rc = db_ns_arg(db, ns, &s)) != 0) return rc;
   return do_put(db, s, key, klen, val, vlen, w,
@@ -349,6 +360,7 @@ static int value_copy(const struct entry *e, cairn_value *out) {
   p[n] = '\0';
   out->data = p;
   out->len = n;
+  out->type = (int)entry_type(e);
   out->version = entry_version(e);
   out->expire_at_ms = entry_deadline(e);
   out->max_idle_ms = entry_max_idle(e);
@@ -490,7 +502,9 @@ CAIRN_EXPORT int cairn_incr(cairn *db, const char *ns, const void *key,
     write_abort(db, mode, bytes);
     return rc;
   }
-  if ((rc = cond_check(w, old)) != 0 || (rc = incr_value(old, delta, &sum)))
+  if (old && entry_type(old) != REC_T_STRING) rc = CAIRN_ETYPE;
+  if (rc || (rc = cond_check(w, old)) != 0 ||
+      (rc = incr_value(old, delta, &sum)))
     goto fail;
   if (old) { /* a counter keeps its expiry, as in Redis */
     expire_at = entry_expire_at(old);
@@ -561,7 +575,7 @@ CAIRN_EXPORT int cairn_expire(cairn *db, const char *ns, const void *key,
     max_idle = w->max_idle_ms;
   r.expire_at_ms = expire_at;
   r.max_idle_ms = max_idle;
-  unsigned flags = entry_flags(old) & ENTRY_F_MEMORY;
+  unsigned flags = entry_flags(old) & (ENTRY_F_MEMORY | ENTRY_TYPE_MASK);
   struct entry *e = entry_new(key, klen, entry_val(old), entry_vlen(old),
                               hash, 0, expire_at, max_idle, now, flags);
   if (!e) {
@@ -579,6 +593,92 @@ CAIRN_EXPORT int cairn_expire(cairn *db, const char *ns, const void *key,
 
 fail:
   table_unlock(s->t, shard);
+  write_abort(db, mode, bytes);
+  return rc;
+}
+
+/* ------------------------------------------------------------------------
+ * Collections: element-level changes
+ * --------------------------------------------------------------------- */
+
+/* The new state of a collection: old's blob (or none, if old is NULL)
+ * with delta applied, as an entry, or NULL in *e when left empty. */
+static int coll_entry(const struct entry *old, const struct rec *r,
+                      uint64_t hash, int64_t now, unsigned flags,
+                      struct entry **e) {
+  void *blob;
+  size_t blen;
+  int rc = coll_apply(r->type, old ? entry_val(old) : NULL,
+                      old ? entry_vlen(old) : 0, r->val, r->vlen, &blob,
+                      &blen);
+  if (rc) return rc == CAIRN_ECORRUPT ? CAIRN_EINVAL : rc;
+  *e = NULL;
+  if (blen > VALUE_MAX) rc = CAIRN_EINVAL;
+  else if (blob && !(*e = entry_new(r->key, r->klen, blob, blen, hash, 0,
+                                    r->expire_at_ms, r->max_idle_ms, now,
+                                    flags | ENTRY_F_TYPE(r->type))))
+    rc = CAIRN_ENOMEM;
+  free(blob);
+  return rc;
+}
+
+CAIRN_EXPORT int cairn_coll_apply(cairn *db, const char *ns, const void *key,
+                                  size_t klen, int type, const void *delta,
+                                  size_t dlen, const cairn_write *w) {
+  if (!db || !key_ok(key, klen) || type < CAIRN_TYPE_HASH ||
+      type > CAIRN_TYPE_LIST || !delta || dlen == 0 || dlen > VALUE_MAX ||
+      coll_delta_check(type, delta, dlen) != 0)
+    return CAIRN_EINVAL;
+  if (!w) w = &no_write_opts;
+  struct ns *s;
+  int rc = db_ns_arg(db, ns, &s);
+  if (rc) return rc;
+  int64_t now = now_ms();
+  uint64_t hash = table_hash(key, klen);
+  unsigned shard = table_shard(hash);
+  cairn_durability mode = write_mode(db, s, w);
+  struct rec r;
+  rec_init(&r, REC_COLL, s, key, klen, now);
+  r.type = (uint8_t)type;
+  r.val = delta;
+  r.vlen = (uint32_t)dlen;
+  size_t bytes = rec_size(&r);
+  if ((rc = write_begin(db, mode, bytes, 1, w)) != 0) return rc;
+  struct entry *old, *e = NULL, *tomb = NULL;
+  if ((rc = db_lookup(db, s, hash, key, klen, now, &old)) != 0) {
+    write_abort(db, mode, bytes);
+    return rc;
+  }
+  if (old && entry_type(old) != (unsigned)type) rc = CAIRN_ETYPE;
+  if (rc || (rc = cond_check(w, old)) != 0) goto fail;
+  if (old) { /* the collection keeps its expiry */
+    r.expire_at_ms = entry_expire_at(old);
+    r.max_idle_ms = entry_max_idle(old);
+  } else {
+    cairn_write none = {0};
+    write_expiry(s, &none, now, &r.expire_at_ms, &r.max_idle_ms);
+    r.flags = REC_F_FRESH;
+  }
+  unsigned flags = mode == CAIRN_DURABILITY_MEMORY ? ENTRY_F_MEMORY : 0;
+  if ((rc = coll_entry(old, &r, hash, now, flags, &e)) != 0) goto fail;
+  if (!e && !old) goto fail; /* nothing there, nothing added: no write */
+  if (!e && !(tomb = db_tomb_new(db, s, key, klen, hash)) && db_cold(db, s)) {
+    rc = CAIRN_ENOMEM;
+    goto fail;
+  }
+  if (e && (rc = table_put(s->t, hash, e)) != 0) goto fail;
+  uint64_t lsn = write_commit(db, mode, &r, w);
+  if (e) entry_set_version(e, lsn);
+  else db_bury(s, hash, key, klen, tomb, lsn);
+  table_unlock(s->t, shard);
+  db_mem_grew(db);
+  db_count(db, CNT_PUTS, 1);
+  return write_finish(db, mode, lsn, w);
+
+fail:
+  table_unlock(s->t, shard);
+  entry_free(e);
+  entry_free(tomb);
   write_abort(db, mode, bytes);
   return rc;
 }
@@ -624,6 +724,7 @@ CAIRN_EXPORT int cairn_get(cairn *db, const char *ns, const void *key,
     if ((rc = db_lookup(db, s, hash, key, klen, now, &e)) != 0) return rc;
     rc = get_copy(e, now, out);
     table_unlock(s->t, shard);
+    db_mem_grew(db);
   }
   if (rc == 0) db_count(db, CNT_GET_HITS, 1);
   return rc;
@@ -672,6 +773,7 @@ static int batch_add(cairn_batch *b, uint8_t op, const char *ns,
                      size_t vlen, const cairn_write *w) {
   if (!b || !key_ok(key, klen) || vlen > VALUE_MAX || (vlen && !val))
     return CAIRN_EINVAL;
+  if (op == REC_PUT && w && !type_ok(w->type, val, vlen)) return CAIRN_EINVAL;
   struct ns *s;
   int rc = db_ns_arg(b->db, ns, &s);
   if (rc) return rc;
@@ -802,7 +904,7 @@ static int batch_prepare(cairn_batch *b, int64_t now, unsigned eflags) {
       max_idle = entry_max_idle(old);
     }
     o->e = entry_new(o->key, o->klen, o->key + o->klen, o->vlen, o->hash, 0,
-                     expire_at, max_idle, now, eflags);
+                     expire_at, max_idle, now, eflags | ENTRY_F_TYPE(o->w.type));
     if (!o->e) return CAIRN_ENOMEM;
   }
   return 0;
@@ -816,6 +918,7 @@ static void batch_encode(cairn_batch *b, int64_t now, char *buf) {
     struct rec r;
     rec_init(&r, o->op, o->s, o->key, o->klen, now);
     if (o->op == REC_PUT) {
+      r.type = (uint8_t)o->w.type;
       r.val = o->key + o->klen;
       r.vlen = o->vlen;
       r.expire_at_ms = entry_expire_at(o->e);

@@ -36,8 +36,10 @@ static uint32_t rec_key_bytes(const struct rec *r) {
  * by the encoder (where a failure is a bug) and the decoder (where it is
  * corruption), so the two cannot drift apart. */
 static int rec_fields_valid(const struct rec *r) {
-  if (r->op < REC_PUT || r->op > REC_BATCH) return 0;
-  if (r->flags != 0 || r->type != REC_T_STRING) return 0;
+  if (r->op < REC_PUT || r->op > REC_COLL) return 0;
+  if (r->flags & ~(r->op == REC_COLL ? REC_F_FRESH : 0u)) return 0;
+  if (r->type > REC_T_MAX) return 0;
+  if (r->op == REC_COLL && r->type == REC_T_STRING) return 0;
   if (r->ns_len == 0 || r->ns_len > NS_NAME_MAX) return 0;
   if (r->ext_len > REC_EXT_MAX) return 0;
   if (r->op == REC_BATCH)

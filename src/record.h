@@ -8,7 +8,7 @@
  *     0     1  op            REC_PUT, REC_DEL, ... (enum rec_op)
  *     1     1  flags         0; bits reserved
  *     2     1  ns_len        1..NS_NAME_MAX
- *     3     1  type          value type; REC_T_STRING for now
+ *     3     1  type          value type: REC_T_* (a REC_COLL's collection)
  *     4     4  klen          key bytes; for REC_BATCH: number of sub-records
  *     8     4  vlen          value bytes; for REC_BATCH: bytes of sub-records
  *    12     4  ext_len       extension bytes (reserved for index membership)
@@ -48,15 +48,24 @@
 
 _Static_assert(REC_BYTES_MAX < UINT32_MAX / 4, "a record fits a frame");
 
+/* Record flags. */
+#define REC_F_FRESH 0x1u /* REC_COLL: the collection did not exist before:
+                            apply the delta to an empty one */
+
 enum rec_op {
   REC_PUT = 1,     /* set value, expiry and max-idle */
   REC_DEL = 2,     /* delete (also what a take logs) */
   REC_EXPIRE = 3,  /* set expiry and max-idle, keep the value */
   REC_EXPIRED = 4, /* delete by background expiry */
   REC_BATCH = 5,   /* sub-records applied atomically under one LSN */
+  REC_COLL = 6,    /* apply the value, a delta (coll.h), to a collection */
 };
 
-enum rec_type { REC_T_STRING = 0 };
+/* Value types; the same numbers as CAIRN_TYPE_* and coll.h's COLL_*. */
+enum rec_type {
+  REC_T_STRING = 0, REC_T_HASH = 1, REC_T_SET = 2, REC_T_ZSET = 3,
+  REC_T_LIST = 4, REC_T_MAX = 4
+};
 
 struct rec {
   uint8_t op, flags, type;

@@ -43,6 +43,10 @@
 #define ENTRY_F_TOMB   0x8u /* a deletion that LMDB may not know yet: the
                                key is absent, whatever LMDB holds */
 #define ENTRY_F_REF    0x10u /* read since the eviction hand last passed */
+#define ENTRY_TYPE_SHIFT 5u  /* three bits of value type: REC_T_* */
+#define ENTRY_TYPE_MASK  (0x7u << ENTRY_TYPE_SHIFT)
+#define ENTRY_F_TYPE(t)  ((unsigned)(t) << ENTRY_TYPE_SHIFT)
+#define entry_type(e)    ((entry_flags(e) & ENTRY_TYPE_MASK) >> ENTRY_TYPE_SHIFT)
 
 struct entry {
   uint32_t ver_lo, ver_hi; /* version: the LSN of the last write */

@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "cairn.h"
@@ -463,4 +464,122 @@ Test(db, expiry_is_announced_to_expired_fn) {
   for (int i = 0; i < 300 && !__atomic_load_n(&expired, __ATOMIC_SEQ_CST); i++)
     usleep(5000);
   cr_assert_eq(expired, 1);
+}
+
+Test(db, a_log_missing_its_first_segment_is_refused_unless_salvaged) {
+  /* Fill a few 1 MiB segments from a child that exits without closing
+   * (a close would checkpoint and recycle them). */
+  cairn_close(db);
+  db = NULL;
+  pid_t pid = fork();
+  cr_assert_geq(pid, 0);
+  if (pid == 0) {
+    cairn *c;
+    cairn_options o = opts();
+    if (cairn_open(dir, &o, &c) != 0) _exit(1);
+    static char val[4096]; /* incompressible, so the log spans segments */
+    srand(42);
+    for (size_t i = 0; i < sizeof val; i++) val[i] = (char)(rand() & 0xff);
+    cairn_write iv = {.durability = CAIRN_DURABILITY_INTERVAL};
+    for (int i = 0; i < 1000; i++) {
+      char k[16];
+      snprintf(k, sizeof k, "k%d", i);
+      if (cairn_put(c, NULL, k, strlen(k), val, sizeof val, &iv) != 0) _exit(1);
+    }
+    _exit(cairn_sync(c) == 0 ? 0 : 1);
+  }
+  int status;
+  cr_assert_eq(waitpid(pid, &status, 0), pid);
+  cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  char path[400];
+  snprintf(path, sizeof path, "%s/wal/0000000000000001.wal", dir);
+  cr_assert_eq(unlink(path), 0);
+  cairn_options o = opts();
+  cr_assert_eq(cairn_open(dir, &o, &db), CAIRN_ECORRUPT);
+  o.flags |= CAIRN_OPEN_SALVAGE;
+  cr_assert_eq(cairn_open(dir, &o, &db), 0);
+  expect(NULL, "k0", NULL); /* it was in the deleted segment */
+  cairn_value v;
+  cr_assert_eq(cairn_get(db, NULL, "k999", 4, &v), 0);
+  cr_assert_eq(v.len, 4096);
+  cairn_value_free(&v);
+}
+
+Test(db, collections_change_by_deltas_and_keep_their_type) {
+  /* Raw deltas in src/coll.h's layout: CO_SADD (3), u32 len, member. */
+  unsigned char d[16] = {3, 1, 0, 0, 0, 'a', 3, 1, 0, 0, 0, 'b'};
+  cr_assert_eq(cairn_coll_apply(db, NULL, "s", 1, CAIRN_TYPE_SET, d, 12, NULL), 0);
+  cr_assert_eq(cairn_coll_apply(db, NULL, "s", 1, CAIRN_TYPE_HASH, d, 12, NULL),
+               CAIRN_EINVAL, "an SADD is not a hash operation");
+  put(NULL, "str", "v");
+  cr_assert_eq(cairn_coll_apply(db, NULL, "str", 3, CAIRN_TYPE_SET, d, 12, NULL),
+               CAIRN_ETYPE);
+  int64_t n;
+  cr_assert_eq(cairn_incr(db, NULL, "s", 1, 1, &n, NULL), CAIRN_ETYPE);
+  cairn_value v;
+  cr_assert_eq(cairn_get(db, NULL, "s", 1, &v), 0);
+  cr_assert_eq(v.type, CAIRN_TYPE_SET);
+  /* A whole collection moves with its type, alone or in a batch. */
+  cairn_write typed = {.type = CAIRN_TYPE_SET};
+  cr_assert_eq(cairn_put(db, NULL, "copy", 4, v.data, v.len, &typed), 0);
+  cairn_batch *b;
+  cr_assert_eq(cairn_batch_new(db, &b), 0);
+  cr_assert_eq(cairn_batch_put(b, NULL, "moved", 5, v.data, v.len, &typed), 0);
+  cr_assert_eq(cairn_batch_put(b, NULL, "bad", 3, "xx", 2, &typed), CAIRN_EINVAL);
+  cr_assert_eq(cairn_batch_commit(b, NULL), 0);
+  cairn_batch_free(b);
+  size_t len = v.len;
+  cairn_value_free(&v);
+  /* CO_SREM (4) of both empties the set: the key goes. */
+  unsigned char r[12] = {4, 1, 0, 0, 0, 'a', 4, 1, 0, 0, 0, 'b'};
+  cr_assert_eq(cairn_coll_apply(db, NULL, "s", 1, CAIRN_TYPE_SET, r, 12, NULL), 0);
+  expect(NULL, "s", NULL);
+  for (int round = 0; round < 3; round++) {
+    const char *k = round == 0 ? "copy" : "moved";
+    cr_assert_eq(cairn_get(db, NULL, k, strlen(k), &v), 0);
+    cr_assert_eq(v.type, CAIRN_TYPE_SET);
+    cr_assert_eq(v.len, len);
+    cairn_value_free(&v);
+    if (round == 0) reopen();
+    if (round == 1) {
+      cr_assert_eq(cairn_checkpoint(db), 0);
+      reopen();
+    }
+  }
+  expect(NULL, "s", NULL);
+}
+
+Test(db, collection_deltas_replay_from_the_log) {
+  cairn_close(db);
+  db = NULL;
+  pid_t pid = fork();
+  cr_assert_geq(pid, 0);
+  if (pid == 0) { /* exits without closing: the deltas stay in the log */
+    cairn *c;
+    cairn_options o = opts();
+    unsigned char add[12] = {3, 1, 0, 0, 0, 'a', 3, 1, 0, 0, 0, 'b'};
+    unsigned char rem[6] = {4, 1, 0, 0, 0, 'a'};
+    if (cairn_open(dir, &o, &c) != 0 ||
+        cairn_coll_apply(c, NULL, "s", 1, CAIRN_TYPE_SET, add, 12, NULL) ||
+        cairn_coll_apply(c, NULL, "s", 1, CAIRN_TYPE_SET, rem, 6, NULL) ||
+        cairn_coll_apply(c, NULL, "t", 1, CAIRN_TYPE_SET, rem, 6, NULL))
+      _exit(1);
+    _exit(0);
+  }
+  int status;
+  cr_assert_eq(waitpid(pid, &status, 0), pid);
+  cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  cairn_options o = opts();
+  cr_assert_eq(cairn_open(dir, &o, &db), 0);
+  struct cairn_stats st;
+  cairn_stats(db, &st);
+  cr_assert_eq(st.recovered_records, 2, "a removal from nothing is no write");
+  cairn_value v;
+  cr_assert_eq(cairn_get(db, NULL, "s", 1, &v), 0);
+  cr_assert_eq(v.type, CAIRN_TYPE_SET);
+  /* u32 count 1, u32 len 1, "b" */
+  cr_assert_eq(v.len, 9);
+  cr_assert_eq(memcmp(v.data, "\1\0\0\0\1\0\0\0b", 9), 0);
+  cairn_value_free(&v);
+  expect(NULL, "t", NULL);
 }

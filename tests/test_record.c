@@ -212,13 +212,27 @@ static void reject_u32(int batch, size_t at, uint32_t v) {
 
 Test(record, rejects_unknown_ops) {
   reject_u8(0, 0);
-  reject_u8(0, REC_BATCH + 1);
+  reject_u8(0, REC_COLL + 1);
   reject_u8(0, 0xFF);
 }
 
 Test(record, rejects_unknown_flags_and_types) {
   for (int bit = 0; bit < 8; bit++) reject_u8(1, (uint8_t)(1u << bit));
-  reject_u8(3, 1);
+  reject_u8(3, REC_T_MAX + 1);
+  reject_u8(3, 0xFF);
+}
+
+Test(record, a_collection_delta_must_name_a_collection_type) {
+  char buf[128];
+  struct rec r = {.op = REC_COLL, .type = REC_T_HASH, .ns = "n", .ns_len = 1,
+                  .key = "k", .klen = 1, .val = "d", .vlen = 1};
+  size_t n = rec_encode(&r, buf), off = 0;
+  struct rec out;
+  cr_assert_eq(rec_decode(buf, n, &off, &out), 0);
+  cr_assert_eq(out.type, REC_T_HASH);
+  buf[3] = REC_T_STRING; /* the type byte */
+  off = 0;
+  cr_assert_eq(rec_decode(buf, n, &off, &out), CAIRN_ECORRUPT);
 }
 
 Test(record, rejects_bad_namespace_lengths) {
