@@ -462,6 +462,7 @@ static void db_free(cairn *db) {
   store_close(db->store);
   if (db->lock_fd >= 0) close(db->lock_fd);
   pthread_mutex_destroy(&db->ns_mu);
+  free(db->admit);
   free(db->dir);
   free(db);
 }
@@ -543,6 +544,12 @@ CAIRN_EXPORT int cairn_open(const char *dir, const cairn_options *opt,
   db->log = (struct logger){o.log_fn, o.log_arg, o.log_level};
   db->lock_fd = -1;
   pthread_mutex_init(&db->ns_mu, NULL);
+  if (o.max_memory &&
+      !(db->admit = calloc(ADMIT_BITS / 64, sizeof *db->admit))) {
+    free(db->dir);
+    free(db);
+    return CAIRN_ENOMEM;
+  }
   if (mkdir(dir, 0755) != 0 && errno != EEXIST) rc = -errno;
   if (rc == 0) rc = dir_lock(db);
   if (rc == 0) rc = meta_load(db);

@@ -37,11 +37,14 @@
 #define MAP_BYTES_MIN            (1ull * 1024 * 1024)
 #define MAP_BYTES_MAX_DEFAULT    (1ull << 40)
 #define STORE_READERS            256u
+#define STORE_TXN_POOL           32u     /* reset read txns kept for reuse */
 
 /* Memory budget. */
 #define EVICT_BATCH       512u  /* entries examined per shard visit */
 #define EVICT_LOW_PCT     95u   /* eviction stops at this share of budget */
 #define EVICT_INLINE_PCT  110u  /* above this, inserting threads evict too */
+#define ADMIT_BITS        (1u << 22) /* doorkeeper of reads from the store:
+                                        512 KiB, cleared when half full */
 
 /* Expiry. */
 #define EXPIRE_TICK_MS_DEFAULT   100u
@@ -56,6 +59,7 @@
 #define FRAME_HDR_BYTES    48u
 
 _Static_assert(KEY_MAX <= (1u << 17), "entry packs klen into 17 bits");
+_Static_assert(STORE_TXN_POOL < STORE_READERS, "kept txns hold reader slots");
 _Static_assert(VALUE_MAX < UINT32_MAX / 2, "value length fits a u32");
 _Static_assert(NS_NAME_MAX <= 255, "record stores ns length in one byte");
 _Static_assert(GROUP_BYTES_DEFAULT >= GROUP_BYTES_MIN &&

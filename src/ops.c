@@ -693,6 +693,24 @@ CAIRN_EXPORT void cairn_value_free(cairn_value *v) {
   memset(v, 0, sizeof *v);
 }
 
+/* Should a read that missed memory cache what it finds?  Always without a
+ * memory budget; with one, on the key's second miss within a window (see
+ * cairn.admit).  The bitmap uses hash bits that pick neither the shard nor
+ * the h32 order. */
+static int db_admit(cairn *db, uint64_t hash) {
+  if (!db->admit) return 1;
+  size_t bit = (size_t)(hash >> 8) & (ADMIT_BITS - 1);
+  uint64_t *word = &db->admit[bit / 64], mask = 1ull << (bit % 64);
+  if (__atomic_load_n(word, __ATOMIC_RELAXED) & mask) return 1;
+  __atomic_fetch_or(word, mask, __ATOMIC_RELAXED);
+  if (__atomic_add_fetch(&db->admit_set, 1, __ATOMIC_RELAXED) >= ADMIT_BITS / 2) {
+    __atomic_store_n(&db->admit_set, 0, __ATOMIC_RELAXED);
+    for (size_t i = 0; i < ADMIT_BITS / 64; i++)
+      __atomic_store_n(&db->admit[i], 0, __ATOMIC_RELAXED);
+  }
+  return 0;
+}
+
 /* Copy the entry e (under its shard's lock) out, if live, and note that
  * it was used: for max-idle, and for the eviction's CLOCK. */
 static int get_copy(struct entry *e, int64_t now, cairn_value *out) {
@@ -718,6 +736,15 @@ CAIRN_EXPORT int cairn_get(cairn *db, const char *ns, const void *key,
     rc = get_copy(e, now, out);
     table_unlock(s->t, shard);
     db_count(db, CNT_MEM_HITS, e != NULL);
+  } else if (!db_admit(db, hash)) {
+    /* Not in memory, and not read lately: one store lookup, not cached.
+     * Memory held no newer state of the key when it missed, and anything
+     * evicted since is in the store, so the store's copy is current. */
+    table_unlock(s->t, shard);
+    struct entry *loaded;
+    if ((rc = db_load(db, s, hash, key, klen, &loaded)) != 0) return rc;
+    rc = get_copy(loaded, now, out);
+    entry_free(loaded);
   } else {
     /* Not in memory: one store lookup, and the entry is cached. */
     table_unlock(s->t, shard);

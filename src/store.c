@@ -58,7 +58,14 @@ struct store {
   pthread_mutex_t write_mu; /* held from store_begin to commit/abort */
   pthread_rwlock_t map_lock;
   uint64_t ckpt_lsn, epoch; /* __atomic: set at open and at commit */
+  /* Read transactions kept reset between calls: renewing one is much
+   * cheaper than beginning one, which takes LMDB's reader-table mutex. */
+  pthread_mutex_t pool_mu;
+  MDB_txn *pool[STORE_TXN_POOL];
+  unsigned npool;
 };
+
+static void pool_drain(struct store *s);
 
 /* ------------------------------------------------------------------------
  * Errors.
@@ -416,6 +423,7 @@ static int locks_init(struct store *s) {
     pthread_rwlock_destroy(&s->map_lock);
     return CAIRN_ENOMEM;
   }
+  pthread_mutex_init(&s->pool_mu, NULL);
   return 0;
 }
 
@@ -505,7 +513,9 @@ int store_open(const struct store_config *cfg, struct store **out) {
 /* No transaction may be open (a store_txn is a bug; read ones never are). */
 void store_close(struct store *s) {
   if (!s) return;
+  pool_drain(s);
   if (s->env) mdb_env_close(s->env);
+  pthread_mutex_destroy(&s->pool_mu);
   pthread_mutex_destroy(&s->write_mu);
   pthread_rwlock_destroy(&s->map_lock);
   free(s->dir);
@@ -532,17 +542,40 @@ size_t store_klen_max(const struct store *s, size_t ns_len) {
 
 static int read_begin(struct store *s, MDB_txn **txn) {
   pthread_rwlock_rdlock(&s->map_lock);
-  int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, txn);
+  MDB_txn *t = NULL;
+  pthread_mutex_lock(&s->pool_mu);
+  if (s->npool) t = s->pool[--s->npool];
+  pthread_mutex_unlock(&s->pool_mu);
+  int rc = t ? mdb_txn_renew(t) : mdb_txn_begin(s->env, NULL, MDB_RDONLY, &t);
   if (rc) {
+    if (t && rc) mdb_txn_abort(t);
     pthread_rwlock_unlock(&s->map_lock);
     return store_err(s, rc, "begin read");
   }
+  *txn = t;
   return 0;
 }
 
+/* End a read: reset (which releases its snapshot, so it holds back no
+ * page reuse) and keep the handle for the next one. */
 static void read_end(struct store *s, MDB_txn *txn) {
-  mdb_txn_abort(txn);
+  mdb_txn_reset(txn);
+  pthread_mutex_lock(&s->pool_mu);
+  if (s->npool < STORE_TXN_POOL) {
+    s->pool[s->npool++] = txn;
+    txn = NULL;
+  }
+  pthread_mutex_unlock(&s->pool_mu);
+  if (txn) mdb_txn_abort(txn);
   pthread_rwlock_unlock(&s->map_lock);
+}
+
+/* Free the kept read transactions.  No read may be running: map_lock held
+ * for writing, or the store closing. */
+static void pool_drain(struct store *s) {
+  pthread_mutex_lock(&s->pool_mu);
+  while (s->npool) mdb_txn_abort(s->pool[--s->npool]);
+  pthread_mutex_unlock(&s->pool_mu);
 }
 
 /* Copy v's borrowed data into a NUL-terminated malloc'd buffer. */
@@ -682,6 +715,7 @@ static int txn_grow(struct store_txn *t) {
   }
   uint64_t size = old > s->map_bytes_max / 2 ? s->map_bytes_max : old * 2;
   pthread_rwlock_wrlock(&s->map_lock); /* no read txn may be open */
+  pool_drain(s);
   int rc = mdb_env_set_mapsize(s->env, size);
   MDB_envinfo ei;
   mdb_env_info(s->env, &ei);

@@ -148,7 +148,7 @@ static void tstate_copy(struct tstate *d, const struct tstate *t) {
   *d = *t;
   d->cap = t->nplain ? t->nplain : 1;
   d->gen = xrealloc(NULL, d->cap);
-  memcpy(d->gen, t->gen, t->nplain);
+  if (t->nplain) memcpy(d->gen, t->gen, t->nplain);
   d->seen = xrealloc(NULL, d->cap);
 }
 
