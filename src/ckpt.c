@@ -41,7 +41,8 @@ enum { FOLD_PUT = 1, FOLD_DEL = 2, FOLD_EXPIRE = 3 };
 
 /* The last state of one key within the checkpoint's range. */
 struct fold {
-  uint64_t hash;
+  uint64_t hash;     /* of namespace and key, for the map */
+  uint64_t khash;    /* of the key alone: the store's order */
   uint8_t op, ns_len, type;
   uint32_t klen, vlen;
   uint64_t version, max_idle_ms;
@@ -98,6 +99,7 @@ static struct fold *fold_new(const struct rec *r, uint64_t h, size_t vlen) {
   if (!f) return NULL;
   memset(f, 0, sizeof *f);
   f->hash = h;
+  f->khash = table_hash(r->key, r->klen);
   f->ns_len = r->ns_len;
   f->klen = r->klen;
   memcpy(f->data, r->ns, r->ns_len);
@@ -226,8 +228,7 @@ static int fold_cmp(const void *a, const void *b) {
   if (x->ns_len != y->ns_len) return x->ns_len < y->ns_len ? -1 : 1;
   int c = memcmp(x->data, y->data, x->ns_len);
   if (c) return c;
-  uint64_t hx = table_hash(x->data + x->ns_len, x->klen);
-  uint64_t hy = table_hash(y->data + y->ns_len, y->klen);
+  uint64_t hx = x->khash, hy = y->khash;
   unsigned sx = table_shard(hx), sy = table_shard(hy);
   if (sx != sy) return sx < sy ? -1 : 1;
   if ((hx >> 32) != (hy >> 32)) return (hx >> 32) < (hy >> 32) ? -1 : 1;
@@ -244,7 +245,7 @@ static int fold_cmp(const void *a, const void *b) {
 static int fold_write(struct store *s, struct store_txn *t,
                       const struct fold *f) {
   const char *ns = f->data, *key = f->data + f->ns_len;
-  uint64_t h = table_hash(key, f->klen);
+  uint64_t h = f->khash;
   unsigned shard = table_shard(h);
   uint32_t h32 = (uint32_t)(h >> 32);
   if (f->op == FOLD_DEL)

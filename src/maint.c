@@ -144,10 +144,14 @@ static void expire_memory(cairn *db, struct expire_ctx *c, size_t budget) {
     c->now = now_ms();
     c->ckpt_lsn = __atomic_load_n(&db->ckpt_lsn, __ATOMIC_ACQUIRE);
     c->seen = 0;
-    table_rdlock(s->t, db->expiry_shard);
-    int more = table_walk(s->t, db->expiry_shard, &db->expiry_from,
-                          MIN(budget, EXPIRE_BATCH), expire_collect, c);
-    table_unlock(s->t, db->expiry_shard);
+    int more = 0;
+    /* Most entries of many stores never expire: skip shards of those. */
+    if (table_mortal(s->t, db->expiry_shard)) {
+      table_rdlock(s->t, db->expiry_shard);
+      more = table_walk(s->t, db->expiry_shard, &db->expiry_from,
+                        MIN(budget, EXPIRE_BATCH), expire_collect, c);
+      table_unlock(s->t, db->expiry_shard);
+    }
     budget -= MIN(budget, MAX(c->seen, (size_t)1));
     expire_keys(db, s, c);
     if (!more) {

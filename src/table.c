@@ -269,6 +269,7 @@ struct shard {
   uint32_t nslots;  /* cap + tail + 1 sentinel */
   uint64_t count;   /* written under the write lock, read relaxed */
   uint64_t bytes;   /* entry chunks + the slot array, likewise */
+  uint64_t mortal;  /* entries with a deadline, and tombstones, likewise */
 } __attribute__((aligned(64))); /* no false sharing between shard locks */
 
 struct table {
@@ -433,6 +434,15 @@ struct entry *table_find(struct table *t, uint64_t hash, const void *key,
   return i < 0 ? NULL : slot_entry(s->slots[i]);
 }
 
+/* Entries the expiry sweep has business with. */
+static int mortal(const struct entry *e) {
+  return (entry_flags(e) & (ENTRY_F_EXPIRE | ENTRY_F_IDLE | ENTRY_F_TOMB)) != 0;
+}
+
+uint64_t table_mortal(struct table *t, unsigned shard) {
+  return __atomic_load_n(&t->shards[shard].mortal, __ATOMIC_RELAXED);
+}
+
 int table_put(struct table *t, uint64_t hash, struct entry *e) {
   struct shard *s = &t->shards[table_shard(hash)];
   cairn_assert(e->h32 == (uint32_t)(hash >> 32));
@@ -440,6 +450,7 @@ int table_put(struct table *t, uint64_t hash, struct entry *e) {
   if (i >= 0) {
     struct entry *old = slot_entry(s->slots[i]);
     stat_add(&s->bytes, (int64_t)entry_bytes(e) - (int64_t)entry_bytes(old));
+    stat_add(&s->mortal, mortal(e) - mortal(old));
     s->slots[i] = slot_make(e);
     entry_free(old);
     return 0;
@@ -454,6 +465,7 @@ int table_put(struct table *t, uint64_t hash, struct entry *e) {
   }
   stat_add(&s->count, 1);
   stat_add(&s->bytes, (int64_t)entry_bytes(e));
+  stat_add(&s->mortal, mortal(e));
   return 0;
 }
 
@@ -466,6 +478,7 @@ struct entry *table_remove(struct table *t, uint64_t hash, const void *key,
   shard_delete_at(s, (size_t)i);
   stat_add(&s->count, -1);
   stat_add(&s->bytes, -(int64_t)entry_bytes(e));
+  stat_add(&s->mortal, -mortal(e));
   if (s->cap > SHARD_CAP_MIN && s->count * 100 < (uint64_t)s->cap * LOAD_MIN_PCT) {
     /* Back to half full.  Failing to shrink only wastes memory. */
     uint64_t cap = MAX(s->count * 2, (uint64_t)SHARD_CAP_MIN);

@@ -126,6 +126,10 @@ typedef int (*table_visit_fn)(void *arg, struct entry *e);
 int table_walk(struct table *t, unsigned shard, uint64_t *from, size_t max,
                table_visit_fn fn, void *arg);
 
+/* Entries of the shard with a deadline, and tombstones: what the expiry
+ * sweep looks for.  Read without the lock. */
+uint64_t table_mortal(struct table *t, unsigned shard);
+
 /* Entries and bytes (entries, table arrays, allocator overhead). */
 uint64_t table_count(struct table *t);
 uint64_t table_bytes(struct table *t);

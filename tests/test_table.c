@@ -506,3 +506,25 @@ Test(table, shards_take_concurrent_readers_and_writers) {
   cr_assert_eq(table_check(t), 0);
   table_free(t);
 }
+
+Test(table, counts_the_entries_the_expiry_sweep_must_visit) {
+  struct table *t;
+  cr_assert_eq(table_new(&t), 0);
+  uint64_t h = table_hash("k", 1);
+  unsigned shard = table_shard(h);
+  table_wrlock(t, shard);
+  cr_assert_eq(table_put(t, h, entry_new("k", 1, "v", 1, h, 1, 0, 0, 0, 0)), 0);
+  cr_assert_eq(table_mortal(t, shard), 0);
+  /* Replaced by one with a lifespan, then by a tombstone, then removed. */
+  cr_assert_eq(table_put(t, h, entry_new("k", 1, "v", 1, h, 2, 99, 0, 0, 0)), 0);
+  cr_assert_eq(table_mortal(t, shard), 1);
+  cr_assert_eq(table_put(t, h, entry_new("k", 1, NULL, 0, h, 3, 0, 0, 0,
+                                         ENTRY_F_TOMB)), 0);
+  cr_assert_eq(table_mortal(t, shard), 1);
+  cr_assert_eq(table_put(t, h, entry_new("k", 1, "v", 1, h, 4, 0, 5, 0, 0)), 0);
+  cr_assert_eq(table_mortal(t, shard), 1);
+  entry_free(table_remove(t, h, "k", 1));
+  cr_assert_eq(table_mortal(t, shard), 0);
+  table_unlock(t, shard);
+  table_free(t);
+}
