@@ -268,9 +268,12 @@ static int fold_write(struct store *s, struct store_txn *t,
   return rc;
 }
 
-/* Write folds [lo, hi) in one transaction, committed at ckpt_lsn. */
+/* Write folds [lo, hi) in one transaction: the last one of a checkpoint
+ * (final) commits at ckpt_lsn and syncs; the others commit unsynced, and
+ * are followed by a pause, so that the log's fdatasyncs do not queue
+ * behind a checkpoint's page writes for its whole length. */
 static int folds_txn(struct store *s, struct fold **list, size_t lo,
-                     size_t hi, size_t mid, uint64_t ckpt_lsn,
+                     size_t hi, size_t mid, int final, uint64_t ckpt_lsn,
                      uint64_t epoch) {
   struct store_txn *t;
   int rc = store_begin(s, &t);
@@ -279,8 +282,16 @@ static int folds_txn(struct store *s, struct fold **list, size_t lo,
     if (rc == 0 && i == mid && sys_ops.test_hook)
       sys_ops.test_hook(SYS_HOOK_CKPT_MID_TXN);
   }
-  if (rc == 0) return store_commit(t, ckpt_lsn, epoch);
-  if (t) store_abort(t);
+  if (rc) {
+    if (t) store_abort(t);
+    return rc;
+  }
+  if (final) return store_commit(t, ckpt_lsn, epoch);
+  rc = store_commit_part(t);
+  if (rc == 0) {
+    struct timespec pause = {0, CKPT_PAUSE_MS * 1000000L};
+    nanosleep(&pause, NULL);
+  }
   return rc;
 }
 
@@ -294,8 +305,8 @@ static int folds_txn(struct store *s, struct fold **list, size_t lo,
  * replays over in memory (replay from the named LSN rebuilds every key
  * written after it), and the next checkpoint writes again.  Only the last
  * transaction moves the checkpoint LSN. */
-static int folds_commit(struct store *s, struct fold_map *m, uint64_t from,
-                        uint64_t target, uint64_t epoch) {
+static int folds_commit(struct store *s, struct fold_map *m, uint64_t target,
+                        uint64_t epoch) {
   struct fold **list = malloc((m->n ? m->n : 1) * sizeof *list);
   if (!list) return CAIRN_ENOMEM;
   size_t n = 0;
@@ -306,7 +317,7 @@ static int folds_commit(struct store *s, struct fold_map *m, uint64_t from,
   size_t lo = 0;
   do {
     size_t hi = MIN(n, lo + CKPT_TXN_KEYS);
-    rc = folds_txn(s, list, lo, hi, n / 2, hi == n ? target : from, epoch);
+    rc = folds_txn(s, list, lo, hi, n / 2, hi == n, target, epoch);
     lo = hi;
   } while (rc == 0 && lo < n);
   free(list);
@@ -342,7 +353,7 @@ static int ckpt_once(struct ckpt *c) {
   m.store = c->store;
   int rc = map_grow(&m);
   if (rc == 0) rc = wal_read(c->wal, from, target, fold_apply, &m);
-  if (rc == 0) rc = folds_commit(c->store, &m, from, target, c->cfg.epoch);
+  if (rc == 0) rc = folds_commit(c->store, &m, target, c->cfg.epoch);
   uint64_t keys = m.n, records = m.records;
   map_free(&m);
   if (rc) {

@@ -33,6 +33,7 @@
 #define CKPT_INTERVAL_MS_DEFAULT (5u * 60 * 1000)
 #define CKPT_TXN_KEYS            50000u  /* keys per LMDB write txn: LMDB
                                             dirties at most 128Ki pages */
+#define CKPT_PAUSE_MS            2u      /* between a checkpoint's txns */
 #define MAP_BYTES_INITIAL        (64ull * 1024 * 1024)
 #define MAP_BYTES_MIN            (1ull * 1024 * 1024)
 #define MAP_BYTES_MAX_DEFAULT    (1ull << 40)

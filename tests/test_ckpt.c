@@ -468,8 +468,9 @@ Test(ckpt, cold_entries_are_evicted_and_read_back_from_the_store) {
   cr_assert_gt(before.evictions, 0);
   cr_assert_lt(before.entries, EV_KEYS, "every entry is still in memory");
   uint64_t peak = 0;
-  /* Visit the keys in a scattered order (7919 is prime to EV_KEYS). */
-  for (uint32_t n = 0; n < EV_KEYS; n++) {
+  /* Visit the keys in a scattered order (7919 is prime to EV_KEYS), twice:
+   * a key read from the store is cached on its second miss. */
+  for (uint32_t n = 0; n < 2 * EV_KEYS; n++) {
     uint32_t i = (uint32_t)(((uint64_t)n * 7919u) % EV_KEYS);
     expect_gen(NULL, "e", i, 1, EV_VLEN);
     if (n % 256 == 0) {
@@ -480,7 +481,7 @@ Test(ckpt, cold_entries_are_evicted_and_read_back_from_the_store) {
   struct cairn_stats after = stats();
   cr_assert_gt(after.store_reads, before.store_reads);
   cr_assert_gt(after.evictions, before.evictions,
-               "reading everything back made room by evicting");
+               "reading everything back twice made room by evicting");
   cr_assert_leq(peak, o.max_memory / 100 * EV_SLACK_PCT,
                 "memory peaked at %" PRIu64 " with a budget of %" PRIu64,
                 peak, o.max_memory);
@@ -816,4 +817,22 @@ Test(ckpt, a_memory_namespace_never_touches_the_store) {
   reads = st.store_reads;
   for (uint32_t i = 0; i < 100; i++) expect_gen("cache", "c", i, 0, 0);
   cr_assert_eq(stats().store_reads, reads);
+}
+
+Test(ckpt, a_key_read_once_from_the_store_is_not_cached_but_one_read_again_is) {
+  cairn_options o = opts();
+  o.max_memory = 1 << 20;
+  open_with(&o);
+  put_gen(NULL, "a", 1, 1, 100, NULL);
+  checkpoint_ok();
+  reopen_with(&o);
+  struct cairn_stats st = stats();
+  cr_assert_eq(st.entries, 0);
+  expect_gen(NULL, "a", 1, 1, 100);
+  cr_assert_eq(stats().entries, 0, "read once: served, not cached");
+  expect_gen(NULL, "a", 1, 1, 100);
+  cr_assert_eq(stats().entries, 1, "read again: cached");
+  uint64_t reads = stats().store_reads;
+  expect_gen(NULL, "a", 1, 1, 100);
+  cr_assert_eq(stats().store_reads, reads, "then served from memory");
 }
