@@ -60,7 +60,6 @@ struct store {
   uint64_t ckpt_lsn, epoch; /* __atomic: set at open and at commit */
   /* Read transactions kept reset between calls: renewing one is much
    * cheaper than beginning one, which takes LMDB's reader-table mutex. */
-  int unsynced;             /* store_commit_part ran since the last sync */
   pthread_mutex_t pool_mu;
   MDB_txn *pool[STORE_TXN_POOL];
   unsigned npool;
@@ -874,32 +873,10 @@ static int step_commit(struct store_txn *t, const void *arg) {
   return rc;
 }
 
-int store_commit_part(struct store_txn *t) {
-  cairn_assert(t);
-  struct store *s = t->s;
-  /* Not synced: only the final commit's fsync makes a checkpoint durable,
-   * and it flushes these pages too (mdb_env_sync before it). */
-  mdb_env_set_flags(s->env, MDB_NOSYNC, 1);
-  struct commit_arg c = {store_ckpt_lsn(s), store_epoch(s)};
-  int rc = txn_run(t, step_commit, &c);
-  mdb_env_set_flags(s->env, MDB_NOSYNC, 0);
-  s->unsynced = rc == 0;
-  store_abort(t);
-  return rc;
-}
-
 int store_commit(struct store_txn *t, uint64_t ckpt_lsn, uint64_t epoch) {
   cairn_assert(t);
   struct store *s = t->s;
   struct commit_arg c = {ckpt_lsn, epoch};
-  if (s->unsynced) {
-    int r = mdb_env_sync(s->env, 1);
-    if (r) {
-      store_abort(t);
-      return store_err(s, r, "sync");
-    }
-    s->unsynced = 0;
-  }
   int rc = txn_run(t, step_commit, &c);
   if (!rc) {
     __atomic_store_n(&s->ckpt_lsn, ckpt_lsn, __ATOMIC_RELEASE);

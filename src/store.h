@@ -152,12 +152,6 @@ int store_del(struct store_txn *t, const char *ns, size_t ns_len,
 int store_commit(struct store_txn *t, uint64_t ckpt_lsn, uint64_t epoch);
 void store_abort(struct store_txn *t);
 
-/* Commit a transaction that is one part of a checkpoint, leaving the
- * checkpoint LSN as it is, without an fsync: the next store_commit syncs
- * everything before its own commit.  A crash in between loses none of the
- * log (the LSN did not move).  Errors: those of store_commit. */
-int store_commit_part(struct store_txn *t);
-
 /* ------------------------------------------------------------------------
  * Iterating.
  * --------------------------------------------------------------------- */
