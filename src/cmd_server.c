@@ -1,0 +1,725 @@
+/*
+ * cmd_server.c - server commands: INFO, CONFIG, TIME, LASTSAVE, SAVE,
+ * BGSAVE, SHUTDOWN, SLOWLOG, MEMORY, DBSIZE, FLUSHDB, FLUSHALL, ROLE.
+ *
+ * "Saving" is a checkpoint (cairn_checkpoint): every acknowledged write is
+ * already durable in the log, so SAVE only makes a restart shorter.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/resource.h>
+#include <sys/time.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include "cmds.h"
+#include "srv_config.h"
+#include "server.h"
+#include "util.h"
+
+#define INFO_BYTES_MAX (64u * 1024)
+#define SLOWLOG_ARGS_MAX 32
+#define SLOWLOG_ARG_BYTES 128u
+#define SCAN_CHUNK 1000u
+#define CONFIG_SET_PAIRS_MAX 64
+
+/* The BGSAVE thread; at most one at a time. */
+static pthread_t bg_thread;
+static int bg_running;          /* atomic: 1 while the thread runs */
+static int bg_started;          /* a thread exists to join */
+static int64_t bg_done_ms;      /* atomic: when the last one succeeded */
+static uint64_t bg_lsn;
+
+static void bgsave_collect(struct server *s);
+
+static int arg_is(struct client *c, int i, const char *s) {
+  return i < c->argc && !strcasecmp(c->argv[i], s);
+}
+
+static int parse_ll(const char *s, long long *out) {
+  char *end;
+  errno = 0;
+  if (!*s) return -1;
+  long long v = strtoll(s, &end, 10);
+  if (errno || *end) return -1;
+  *out = v;
+  return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Counting and flushing a namespace
+ * --------------------------------------------------------------------- */
+
+struct count_arg {
+  uint64_t keys, expires;
+};
+
+static int count_fn(void *arg, const void *k, size_t kl, const void *v,
+                    size_t vl, uint64_t ver, int64_t exp) {
+  (void)k; (void)kl; (void)v; (void)vl; (void)ver;
+  struct count_arg *a = arg;
+  a->keys++;
+  if (exp) a->expires++;
+  return 0;
+}
+
+/* Keys of one namespace: a full scan (the engine keeps no per-namespace
+ * count). */
+static int ns_count(cairn *db, const char *ns, struct count_arg *out) {
+  uint64_t cursor = 0;
+  memset(out, 0, sizeof *out);
+  do {
+    int rc = cairn_scan(db, ns, NULL, 0, &cursor, 4096, count_fn, out);
+    if (rc) return rc;
+  } while (cursor);
+  return 0;
+}
+
+struct flush_arg {
+  cairn_batch *b;
+  const char *ns_name;
+  int rc;
+};
+
+static int flush_fn(void *arg, const void *k, size_t kl, const void *v,
+                    size_t vl, uint64_t ver, int64_t exp) {
+  (void)v; (void)vl; (void)ver; (void)exp;
+  struct flush_arg *a = arg;
+  if (!a->rc) a->rc = cairn_batch_del(a->b, a->ns_name, k, kl, NULL);
+  return 0;
+}
+
+/* Delete every key of ns, a chunk per batch, each batch held like any
+ * write. */
+static int ns_flush(struct client *c, const char *ns) {
+  cairn *db = c->srv->db;
+  uint64_t cursor = 0;
+  /* Bounded by the keys present when the flush began, plus new ones. */
+  do {
+    struct flush_arg a = {0};
+    int rc = cairn_batch_new(db, &a.b);
+    if (rc) return rc;
+    a.ns_name = ns;
+    rc = cairn_scan(db, ns, NULL, 0, &cursor, SCAN_CHUNK, flush_fn, &a);
+    if (!rc) rc = a.rc;
+    if (!rc) {
+      cairn_write w = srv_write(c, NULL);
+      rc = cairn_batch_commit(a.b, &w);
+      if (rc) srv_write_abort(c);
+    }
+    cairn_batch_free(a.b);
+    if (rc) return rc;
+  } while (cursor);
+  return 0;
+}
+
+void cmd_dbsize(struct client *c) {
+  struct count_arg a;
+  int rc = ns_count(c->srv->db, srv_ns(c), &a);
+  if (rc && rc != CAIRN_EINVAL) reply_engine_error(c, rc);
+  else reply_int(c, rc ? 0 : (long long)a.keys);
+}
+
+static int flush_args_ok(struct client *c) {
+  if (c->argc > 2 || (c->argc == 2 && !arg_is(c, 1, "ASYNC") && !arg_is(c, 1, "SYNC"))) {
+    reply_error(c, ERR_SYNTAX);
+    return 0;
+  }
+  return 1;
+}
+
+void cmd_flushdb(struct client *c) {
+  if (!flush_args_ok(c)) return;
+  int rc = ns_flush(c, srv_ns(c));
+  if (rc && rc != CAIRN_EINVAL) reply_engine_error(c, rc);
+  else reply_ok(c);
+}
+
+void cmd_flushall(struct client *c) {
+  if (!flush_args_ok(c)) return;
+  for (unsigned db = 0; db < SRV_DBS; db++) {
+    int rc = ns_flush(c, config_ns_name(c->srv->cfg, (int)db));
+    if (rc && rc != CAIRN_EINVAL) {
+      reply_engine_error(c, rc);
+      return;
+    }
+  }
+  reply_ok(c);
+}
+
+/* ------------------------------------------------------------------------
+ * INFO
+ * --------------------------------------------------------------------- */
+
+static void human_bytes(uint64_t n, char *buf, size_t len) {
+  double d = (double)n;
+  if (n < 1024) snprintf(buf, len, "%lluB", (unsigned long long)n);
+  else if (n < 1024ull * 1024) snprintf(buf, len, "%.2fK", d / 1024);
+  else if (n < 1024ull * 1024 * 1024) snprintf(buf, len, "%.2fM", d / (1024 * 1024));
+  else snprintf(buf, len, "%.2fG", d / (1024.0 * 1024 * 1024));
+}
+
+struct info {
+  struct resp_buf b;
+  int nsections;
+};
+
+static void add(struct info *in, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void add(struct info *in, const char *fmt, ...) {
+  char line[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(line, sizeof line, fmt, ap);
+  va_end(ap);
+  if (n < 0) return;
+  resp_add_raw(&in->b, line, MIN((size_t)n, sizeof line - 1));
+  resp_add_raw(&in->b, "\r\n", 2);
+}
+
+static void section(struct info *in, const char *title) {
+  if (in->nsections++) resp_add_raw(&in->b, "\r\n", 2);
+  add(in, "# %s", title);
+}
+
+static void info_server(struct info *in, struct server *s) {
+  struct utsname u;
+  struct timeval tv;
+  gettimeofday(&tv, NULL);
+  if (uname(&u)) memset(&u, 0, sizeof u);
+  int64_t up = (now_ms() - s->start_ms) / 1000;
+  section(in, "Server");
+  add(in, "redis_version:%s", SRV_REDIS_VERSION);
+  add(in, "cairn_version:%s", CAIRN_VERSION_STRING);
+  add(in, "redis_git_sha1:00000000");
+  add(in, "redis_git_dirty:0");
+  add(in, "redis_mode:standalone");
+  add(in, "os:%s %s %s", u.sysname, u.release, u.machine);
+  add(in, "arch_bits:%d", (int)(sizeof(void *) * 8));
+  add(in, "multiplexing_api:epoll");
+  add(in, "process_id:%ld", (long)getpid());
+  add(in, "run_id:%s", s->run_id);
+  add(in, "tcp_port:%d", s->port);
+  add(in, "server_time_usec:%lld", (long long)tv.tv_sec * 1000000 + tv.tv_usec);
+  add(in, "uptime_in_seconds:%lld", (long long)up);
+  add(in, "uptime_in_days:%lld", (long long)(up / 86400));
+  add(in, "hz:10");
+  add(in, "executable:%s", s->exe);
+  add(in, "config_file:%s", s->cfg->file ? s->cfg->file : "");
+}
+
+static void info_clients(struct info *in, struct server *s) {
+  size_t max_in = 0, max_out = 0;
+  for (struct client *c = s->clients; c; c = c->next) {
+    max_in = MAX(max_in, c->in_cap);
+    max_out = MAX(max_out, c->out.len - c->out_sent);
+  }
+  section(in, "Clients");
+  add(in, "connected_clients:%zu", s->nclients);
+  add(in, "cluster_connections:0");
+  add(in, "maxclients:%lld", s->cfg->maxclients);
+  add(in, "client_recent_max_input_buffer:%zu", max_in);
+  add(in, "client_recent_max_output_buffer:%zu", max_out);
+  add(in, "blocked_clients:%zu", s->blocked_clients);
+  add(in, "tracking_clients:0");
+  add(in, "clients_in_timeout_table:0");
+}
+
+static void info_memory(struct info *in, struct server *s,
+                        const struct cairn_stats *st) {
+  char h[32], mh[32];
+  human_bytes(st->memory_bytes, h, sizeof h);
+  human_bytes((uint64_t)s->cfg->maxmemory, mh, sizeof mh);
+  section(in, "Memory");
+  add(in, "used_memory:%llu", (unsigned long long)st->memory_bytes);
+  add(in, "used_memory_human:%s", h);
+  add(in, "maxmemory:%lld", s->cfg->maxmemory);
+  add(in, "maxmemory_human:%s", mh);
+  /* Nothing is ever dropped for memory: cold entries move to disk. */
+  add(in, "maxmemory_policy:noeviction");
+  add(in, "mem_allocator:libc");
+  add(in, "cairn_disk_entries:%llu", (unsigned long long)st->disk_entries);
+  add(in, "cairn_evictions_to_disk:%llu", (unsigned long long)st->evictions);
+}
+
+static void info_persistence(struct info *in, struct server *s,
+                             const struct cairn_stats *st) {
+  bgsave_collect(s);
+  section(in, "Persistence");
+  add(in, "loading:0");
+  add(in, "async_loading:0");
+  add(in, "rdb_changes_since_last_save:%llu",
+      (unsigned long long)(st->last_lsn > s->lastsave_lsn ? st->last_lsn - s->lastsave_lsn : 0));
+  add(in, "rdb_bgsave_in_progress:%d", __atomic_load_n(&bg_running, __ATOMIC_ACQUIRE));
+  add(in, "rdb_last_save_time:%lld", (long long)(s->lastsave_ms / 1000));
+  add(in, "rdb_last_bgsave_status:ok");
+  add(in, "aof_enabled:%d", s->cfg->durability != CAIRN_DURABILITY_MEMORY);
+  add(in, "aof_rewrite_in_progress:0");
+  add(in, "cairn_durability:%s", s->cfg->durability == CAIRN_DURABILITY_INTERVAL ? "interval"
+      : s->cfg->durability == CAIRN_DURABILITY_MEMORY ? "memory" : "fsync");
+  add(in, "cairn_last_lsn:%llu", (unsigned long long)st->last_lsn);
+  add(in, "cairn_written_lsn:%llu", (unsigned long long)st->written_lsn);
+  add(in, "cairn_durable_lsn:%llu", (unsigned long long)st->durable_lsn);
+  add(in, "cairn_checkpoint_lsn:%llu", (unsigned long long)st->checkpoint_lsn);
+  add(in, "cairn_checkpoints:%llu", (unsigned long long)st->checkpoints);
+  add(in, "cairn_last_checkpoint_ms:%llu", (unsigned long long)st->checkpoint_ms);
+  add(in, "cairn_log_bytes_since_checkpoint:%llu",
+      (unsigned long long)st->log_bytes_since_checkpoint);
+  add(in, "cairn_log_segments:%llu", (unsigned long long)st->log_segments);
+  add(in, "cairn_log_syncs:%llu", (unsigned long long)st->log_syncs);
+  add(in, "cairn_recovered_records:%llu", (unsigned long long)st->recovered_records);
+  add(in, "cairn_io_uring:%d", st->uring);
+  add(in, "cairn_readonly:%d", st->readonly);
+}
+
+static void info_stats(struct info *in, struct server *s,
+                       const struct cairn_stats *st) {
+  uint64_t hits = s->stat_keyspace_hits, misses = s->stat_keyspace_misses;
+  if (!hits && !misses) {   /* the data commands may not count: the engine does */
+    hits = st->get_hits;
+    misses = st->gets - st->get_hits;
+  }
+  section(in, "Stats");
+  add(in, "total_connections_received:%llu", (unsigned long long)s->stat_conns);
+  add(in, "total_commands_processed:%llu", (unsigned long long)s->stat_cmds);
+  add(in, "instantaneous_ops_per_sec:%llu", (unsigned long long)s->ops_sec);
+  add(in, "total_net_input_bytes:%llu", (unsigned long long)s->stat_net_in);
+  add(in, "total_net_output_bytes:%llu", (unsigned long long)s->stat_net_out);
+  add(in, "rejected_connections:%llu", (unsigned long long)s->stat_rejected);
+  add(in, "expired_keys:%llu", (unsigned long long)st->expired);
+  add(in, "evicted_keys:%llu", (unsigned long long)s->stat_evicted_keys);
+  add(in, "keyspace_hits:%llu", (unsigned long long)hits);
+  add(in, "keyspace_misses:%llu", (unsigned long long)misses);
+  add(in, "pubsub_channels:0");
+  add(in, "total_error_replies:0");
+}
+
+static void info_replication(struct info *in, struct server *s,
+                             const struct cairn_stats *st) {
+  section(in, "Replication");
+  add(in, "role:master");
+  add(in, "connected_slaves:0");
+  add(in, "master_failover_state:no-failover");
+  add(in, "master_replid:%s", s->run_id);
+  add(in, "master_replid2:0000000000000000000000000000000000000000");
+  add(in, "master_repl_offset:%llu", (unsigned long long)st->last_lsn);
+  add(in, "second_repl_offset:-1");
+  add(in, "repl_backlog_active:0");
+}
+
+static void info_cpu(struct info *in) {
+  struct rusage ru;
+  if (getrusage(RUSAGE_SELF, &ru)) return;
+  section(in, "CPU");
+  add(in, "used_cpu_sys:%ld.%06ld", (long)ru.ru_stime.tv_sec, (long)ru.ru_stime.tv_usec);
+  add(in, "used_cpu_user:%ld.%06ld", (long)ru.ru_utime.tv_sec, (long)ru.ru_utime.tv_usec);
+}
+
+static void info_keyspace(struct info *in, struct server *s) {
+  section(in, "Keyspace");
+  for (unsigned db = 0; db < SRV_DBS; db++) {
+    struct count_arg a;
+    if (ns_count(s->db, config_ns_name(s->cfg, (int)db), &a) || !a.keys) continue;
+    add(in, "db%u:keys=%llu,expires=%llu,avg_ttl=0", db,
+        (unsigned long long)a.keys, (unsigned long long)a.expires);
+  }
+}
+
+static int wants(struct client *c, const char *name, int dflt) {
+  if (c->argc == 1) return dflt;
+  for (int i = 1; i < c->argc; i++) {
+    if (!strcasecmp(c->argv[i], name)) return 1;
+    if (!strcasecmp(c->argv[i], "all") || !strcasecmp(c->argv[i], "everything")) return 1;
+    if (!strcasecmp(c->argv[i], "default") && dflt) return 1;
+  }
+  return 0;
+}
+
+void cmd_info(struct client *c) {
+  struct server *s = c->srv;
+  struct cairn_stats st;
+  struct info in = {0};
+  memset(&st, 0, sizeof st);
+  cairn_stats(s->db, &st);
+  resp_buf_init(&in.b);
+  if (wants(c, "server", 1)) info_server(&in, s);
+  if (wants(c, "clients", 1)) info_clients(&in, s);
+  if (wants(c, "memory", 1)) info_memory(&in, s, &st);
+  if (wants(c, "persistence", 1)) info_persistence(&in, s, &st);
+  if (wants(c, "stats", 1)) info_stats(&in, s, &st);
+  if (wants(c, "replication", 1)) info_replication(&in, s, &st);
+  if (wants(c, "cpu", 1)) info_cpu(&in);
+  if (wants(c, "keyspace", 1)) info_keyspace(&in, s);
+  reply_verbatim(c, in.b.data ? in.b.data : "", in.b.len);
+  resp_buf_free(&in.b);
+}
+
+/* ------------------------------------------------------------------------
+ * CONFIG
+ * --------------------------------------------------------------------- */
+
+struct get_acc {
+  struct resp_buf names;  /* NUL-separated names already added */
+  struct resp_buf pairs;  /* bulk replies */
+  size_t n;
+};
+
+static void get_one(void *arg, const char *name, const char *value) {
+  struct get_acc *a = arg;
+  size_t nl = strlen(name) + 1;
+  for (size_t off = 0; off < a->names.len; off += strlen(a->names.data + off) + 1)
+    if (!strcmp(a->names.data + off, name)) return;
+  resp_add_raw(&a->names, name, nl);
+  resp_add_bulk(&a->pairs, name, nl - 1);
+  resp_add_bulk(&a->pairs, value, strlen(value));
+  a->n++;
+}
+
+static void config_get_cmd(struct client *c) {
+  struct get_acc a = {0};
+  resp_buf_init(&a.names);
+  resp_buf_init(&a.pairs);
+  for (int i = 2; i < c->argc; i++) config_get(c->srv->cfg, c->argv[i], get_one, &a);
+  reply_map(c, a.n);
+  resp_add_raw(&c->out, a.pairs.data, a.pairs.len);
+  resp_buf_free(&a.names);
+  resp_buf_free(&a.pairs);
+}
+
+/* After a change: values the running server keeps elsewhere. */
+static void config_changed(struct server *s) {
+  for (struct client *o = s->clients; o; o = o->next)
+    o->parser.bulk_max = s->cfg->proto_max_bulk_len;
+}
+
+/* All pairs are tried on a scratch copy first, so a failing pair leaves
+ * every value as it was (Redis's CONFIG SET is atomic too). */
+static void config_set_cmd(struct client *c) {
+  char err[256];
+  if (c->argc < 4 || c->argc % 2 || (c->argc - 2) / 2 > CONFIG_SET_PAIRS_MAX) {
+    reply_error(c, "ERR wrong number of arguments for 'config|set' command");
+    return;
+  }
+  for (int pass = 0; pass < 2; pass++) {
+    struct srv_config scratch, *cfg = c->srv->cfg;
+    if (pass == 0 && config_init(&scratch)) {
+      reply_error(c, "OOM command not allowed: out of memory");
+      return;
+    }
+    for (int i = 2; i + 1 < c->argc; i += 2) {
+      char *argv[2] = {(char *)c->argv[i], (char *)c->argv[i + 1]};
+      int rc = config_apply(pass == 0 ? &scratch : cfg, 2, argv, 0, err, sizeof err);
+      if (rc && pass == 0) {
+        config_free(&scratch);
+        if (!strncmp(err, "unknown directive", 17))
+          reply_errorf(c, "ERR Unknown option or number of arguments for CONFIG SET - '%s'",
+                       c->argv[i]);
+        else
+          reply_errorf(c, "ERR CONFIG SET failed (possibly related to argument '%s') - %s",
+                       c->argv[i], err);
+        return;
+      }
+    }
+    if (pass == 0) config_free(&scratch);
+  }
+  config_changed(c->srv);
+  reply_ok(c);
+}
+
+static void config_resetstat(struct server *s) {
+  s->stat_conns = s->stat_cmds = s->stat_rejected = 0;
+  s->stat_net_in = s->stat_net_out = 0;
+  s->stat_keyspace_hits = s->stat_keyspace_misses = 0;
+  s->stat_expired_events = s->stat_evicted_keys = 0;
+  s->stat_cmds_sample = 0;
+}
+
+void cmd_config(struct client *c) {
+  if (arg_is(c, 1, "GET") && c->argc >= 3) {
+    config_get_cmd(c);
+  } else if (arg_is(c, 1, "SET")) {
+    config_set_cmd(c);
+  } else if (arg_is(c, 1, "REWRITE") && c->argc == 2) {
+    if (!c->srv->cfg->file) {
+      reply_error(c, "ERR The server is running without a config file");
+      return;
+    }
+    int rc = config_rewrite(c->srv->cfg);
+    if (rc) reply_errorf(c, "ERR Rewriting config file: %s", cairn_strerror(rc));
+    else reply_ok(c);
+  } else if (arg_is(c, 1, "RESETSTAT") && c->argc == 2) {
+    config_resetstat(c->srv);
+    reply_ok(c);
+  } else if (arg_is(c, 1, "GET") || arg_is(c, 1, "REWRITE") || arg_is(c, 1, "RESETSTAT")) {
+    reply_errorf(c, "ERR wrong number of arguments for 'config|%s' command", c->argv[1]);
+  } else {
+    reply_errorf(c, "ERR unknown subcommand '%.128s'. Try CONFIG HELP.", c->argv[1]);
+  }
+}
+
+/* ------------------------------------------------------------------------
+ * TIME, LASTSAVE, SAVE, BGSAVE, SHUTDOWN, ROLE
+ * --------------------------------------------------------------------- */
+
+void cmd_time(struct client *c) {
+  struct timeval tv;
+  char a[32], b[32];
+  gettimeofday(&tv, NULL);
+  snprintf(a, sizeof a, "%ld", (long)tv.tv_sec);
+  snprintf(b, sizeof b, "%ld", (long)tv.tv_usec);
+  reply_array(c, 2);
+  reply_cstr(c, a);
+  reply_cstr(c, b);
+}
+
+void cmd_lastsave(struct client *c) {
+  bgsave_collect(c->srv);
+  reply_int(c, c->srv->lastsave_ms / 1000);
+}
+
+static uint64_t last_lsn(cairn *db) {
+  struct cairn_stats st;
+  if (cairn_stats(db, &st)) return 0;
+  return st.last_lsn;
+}
+
+
+static void *bgsave_main(void *arg) {
+  struct server *s = arg;
+  uint64_t lsn = last_lsn(s->db);
+  int rc = cairn_checkpoint(s->db);
+  if (rc) srv_log(CAIRN_LOG_ERROR, NULL, "background checkpoint failed: %s", cairn_strerror(rc));
+  else {
+    __atomic_store_n(&bg_lsn, lsn, __ATOMIC_RELAXED);
+    __atomic_store_n(&bg_done_ms, now_ms(), __ATOMIC_RELEASE);
+    srv_log(CAIRN_LOG_INFO, NULL, "background checkpoint done");
+  }
+  __atomic_store_n(&bg_running, 0, __ATOMIC_RELEASE);
+  return NULL;
+}
+
+/* Fold a finished BGSAVE into LASTSAVE (loop thread only). */
+static void bgsave_collect(struct server *s) {
+  int64_t t = __atomic_load_n(&bg_done_ms, __ATOMIC_ACQUIRE);
+  if (t > s->lastsave_ms) {
+    s->lastsave_ms = t;
+    s->lastsave_lsn = __atomic_load_n(&bg_lsn, __ATOMIC_RELAXED);
+  }
+}
+
+void bgsave_wait(void) {
+  if (bg_started) pthread_join(bg_thread, NULL);
+  bg_started = 0;
+}
+
+void cmd_save(struct client *c) {
+  uint64_t lsn = last_lsn(c->srv->db);
+  int rc = cairn_checkpoint(c->srv->db);
+  if (rc) {
+    reply_errorf(c, "ERR checkpoint failed: %s", cairn_strerror(rc));
+    return;
+  }
+  c->srv->lastsave_ms = now_ms();
+  c->srv->lastsave_lsn = lsn;
+  reply_ok(c);
+}
+
+void cmd_bgsave(struct client *c) {
+  if (c->argc > 2 || (c->argc == 2 && !arg_is(c, 1, "SCHEDULE"))) {
+    reply_error(c, ERR_SYNTAX);
+    return;
+  }
+  bgsave_collect(c->srv);
+  if (__atomic_load_n(&bg_running, __ATOMIC_ACQUIRE)) {
+    reply_error(c, "ERR Background save already in progress");
+    return;
+  }
+  bgsave_wait();
+  __atomic_store_n(&bg_running, 1, __ATOMIC_RELEASE);
+  if (pthread_create(&bg_thread, NULL, bgsave_main, c->srv)) {
+    __atomic_store_n(&bg_running, 0, __ATOMIC_RELEASE);
+    reply_error(c, "ERR could not start the background checkpoint");
+    return;
+  }
+  bg_started = 1;
+  reply_status(c, "Background saving started");
+}
+
+/* SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE]: the loop stops accepting, lets
+ * in-flight writes finish, and cairn_close checkpoints.  NOSAVE cannot
+ * skip that checkpoint; it changes nothing, as every write is already in
+ * the log. */
+void cmd_shutdown(struct client *c) {
+  int save = 1;
+  for (int i = 1; i < c->argc; i++) {
+    if (arg_is(c, i, "NOSAVE")) save = 0;
+    else if (arg_is(c, i, "SAVE")) save = 1;
+    else if (arg_is(c, i, "NOW") || arg_is(c, i, "FORCE")) continue;
+    else if (arg_is(c, i, "ABORT")) {
+      reply_error(c, "ERR No shutdown in progress.");
+      return;
+    } else {
+      reply_error(c, ERR_SYNTAX);
+      return;
+    }
+  }
+  srv_log(CAIRN_LOG_INFO, NULL, "shutdown requested by client %llu (%s)",
+          (unsigned long long)c->id, c->addr);
+  c->srv->shutdown_save = save;
+  c->srv->shutdown_asap = 1;
+  c->flags |= CLIENT_CLOSE_ASAP;  /* no reply, as Redis */
+}
+
+void cmd_role(struct client *c) {
+  reply_array(c, 3);
+  reply_cstr(c, "master");
+  reply_int(c, (long long)last_lsn(c->srv->db));
+  reply_array(c, 0);
+}
+
+/* ------------------------------------------------------------------------
+ * SLOWLOG
+ * --------------------------------------------------------------------- */
+
+struct slow_entry {
+  uint64_t id;
+  int64_t time_s;
+  uint64_t duration_us;
+  int argc;                     /* shown, with a "... (N more arguments)" */
+  char *argv[SLOWLOG_ARGS_MAX];
+  char addr[64], name[64];
+};
+
+static struct slow_entry slow_ring[SLOWLOG_LEN_MAX];
+static size_t slow_len, slow_head;  /* head: where the next one goes */
+static uint64_t slow_next_id;
+
+static void slow_clear(struct slow_entry *e) {
+  for (int i = 0; i < e->argc; i++) free(e->argv[i]);
+  memset(e, 0, sizeof *e);
+}
+
+static char *slow_arg(const char *a, size_t n) {
+  char buf[SLOWLOG_ARG_BYTES + 40];
+  if (n > SLOWLOG_ARG_BYTES)
+    snprintf(buf, sizeof buf, "%.*s... (%zu more bytes)", (int)SLOWLOG_ARG_BYTES, a,
+             n - SLOWLOG_ARG_BYTES);
+  else
+    snprintf(buf, sizeof buf, "%.*s", (int)n, a);
+  return strdup(buf);
+}
+
+void slowlog_add(struct client *c, uint64_t us) {
+  struct slow_entry *e = &slow_ring[slow_head];
+  slow_clear(e);
+  e->id = slow_next_id++;
+  e->time_s = now_ms() / 1000;
+  e->duration_us = us;
+  int shown = c->argc > SLOWLOG_ARGS_MAX ? SLOWLOG_ARGS_MAX - 1 : c->argc;
+  for (int i = 0; i < shown; i++) e->argv[e->argc++] = slow_arg(c->argv[i], c->argvlen[i]);
+  if (shown < c->argc) {
+    char more[64];
+    snprintf(more, sizeof more, "... (%d more arguments)", c->argc - shown);
+    e->argv[e->argc++] = strdup(more);
+  }
+  snprintf(e->addr, sizeof e->addr, "%s", c->addr);
+  snprintf(e->name, sizeof e->name, "%s", c->name ? c->name : "");
+  slow_head = (slow_head + 1) % SLOWLOG_LEN_MAX;
+  if (slow_len < SLOWLOG_LEN_MAX) slow_len++;
+}
+
+static void slowlog_get(struct client *c, long long count) {
+  size_t n = count < 0 || (size_t)count > slow_len ? slow_len : (size_t)count;
+  reply_array(c, n);
+  for (size_t k = 0; k < n; k++) {   /* newest first */
+    const struct slow_entry *e =
+        &slow_ring[(slow_head + SLOWLOG_LEN_MAX - 1 - k) % SLOWLOG_LEN_MAX];
+    reply_array(c, 6);
+    reply_int(c, (long long)e->id);
+    reply_int(c, e->time_s);
+    reply_int(c, (long long)e->duration_us);
+    reply_array(c, (size_t)e->argc);
+    for (int i = 0; i < e->argc; i++) reply_cstr(c, e->argv[i] ? e->argv[i] : "");
+    reply_cstr(c, e->addr);
+    reply_cstr(c, e->name);
+  }
+}
+
+void cmd_slowlog(struct client *c) {
+  if (arg_is(c, 1, "GET") && c->argc <= 3) {
+    long long count = 10;
+    if (c->argc == 3 && (parse_ll(c->argv[2], &count) || count < -1)) {
+      reply_error(c, "ERR count should be greater than or equal to -1");
+      return;
+    }
+    slowlog_get(c, count);
+  } else if (arg_is(c, 1, "LEN") && c->argc == 2) {
+    reply_int(c, (long long)slow_len);
+  } else if (arg_is(c, 1, "RESET") && c->argc == 2) {
+    for (size_t i = 0; i < SLOWLOG_LEN_MAX; i++) slow_clear(&slow_ring[i]);
+    slow_len = slow_head = 0;
+    reply_ok(c);
+  } else {
+    reply_errorf(c, "ERR unknown subcommand or wrong number of arguments for '%.128s'. "
+                 "Try SLOWLOG HELP.", c->argv[1]);
+  }
+}
+
+/* ------------------------------------------------------------------------
+ * MEMORY
+ * --------------------------------------------------------------------- */
+
+#define ENTRY_OVERHEAD_BYTES 64u  /* table slot, entry header, allocator */
+
+static void memory_stats(struct client *c) {
+  struct cairn_stats st;
+  size_t clients_mem = 0;
+  memset(&st, 0, sizeof st);
+  cairn_stats(c->srv->db, &st);
+  for (struct client *o = c->srv->clients; o; o = o->next)
+    clients_mem += o->in_cap + o->out.cap + sizeof *o;
+  reply_map(c, 6);
+  reply_cstr(c, "peak.allocated");
+  reply_int(c, (long long)st.memory_bytes);
+  reply_cstr(c, "total.allocated");
+  reply_int(c, (long long)(st.memory_bytes + clients_mem));
+  reply_cstr(c, "clients.normal");
+  reply_int(c, (long long)clients_mem);
+  reply_cstr(c, "keys.count");
+  reply_int(c, (long long)st.entries);
+  reply_cstr(c, "dataset.bytes");
+  reply_int(c, (long long)st.memory_bytes);
+  reply_cstr(c, "cairn.disk.entries");
+  reply_int(c, (long long)st.disk_entries);
+}
+
+void cmd_memory(struct client *c) {
+  if (arg_is(c, 1, "USAGE") && (c->argc == 3 || c->argc == 5)) {
+    cairn_value v;
+    int rc = cairn_get(c->srv->db, srv_ns(c), c->argv[2], c->argvlen[2], &v);
+    if (rc == CAIRN_ENOTFOUND || rc == CAIRN_EINVAL) {
+      reply_null(c);
+      return;
+    }
+    if (rc) {
+      reply_engine_error(c, rc);
+      return;
+    }
+    reply_int(c, (long long)(v.len + c->argvlen[2] + ENTRY_OVERHEAD_BYTES));
+    cairn_value_free(&v);
+  } else if (arg_is(c, 1, "STATS") && c->argc == 2) {
+    memory_stats(c);
+  } else if (arg_is(c, 1, "DOCTOR") && c->argc == 2) {
+    reply_verbatim(c, "Sam, I have no memory problems", 30);
+  } else {
+    reply_errorf(c, "ERR unknown subcommand or wrong number of arguments for '%.128s'. "
+                 "Try MEMORY HELP.", c->argv[1]);
+  }
+}
