@@ -11,7 +11,7 @@ shift
 
 pkgs="build-essential autoconf automake libtool pkg-config liblmdb-dev
 lmdb-utils liburing-dev liblz4-dev libxxhash-dev libcriterion-dev
-libsqlite3-dev redis-server redis-tools python3 python3-redis clang
+libsqlite3-dev redis-server redis-tools python3 python3-redis clang libhiredis-dev
 libclang-rt-14-dev"
 missing=
 for p in $pkgs; do

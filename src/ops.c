@@ -994,7 +994,10 @@ static void batch_unprepare(cairn_batch *b) {
 CAIRN_EXPORT int cairn_batch_commit(cairn_batch *b, const cairn_write *w) {
   if (!b) return CAIRN_EINVAL;
   if (!w) w = &no_write_opts;
-  if (b->n == 0) return 0;
+  if (b->n == 0) { /* nothing to write, but a callback is still owed */
+    if (w->done) w->done(w->done_arg, 0, wal_last_lsn(b->db->wal));
+    return 0;
+  }
   cairn *db = b->db;
   cairn_durability mode = batch_mode(b, w);
   int64_t now = now_ms();

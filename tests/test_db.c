@@ -583,3 +583,14 @@ Test(db, collection_deltas_replay_from_the_log) {
   cairn_value_free(&v);
   expect(NULL, "t", NULL);
 }
+
+Test(db, an_empty_batch_still_calls_back) {
+  struct done_box d = {0, -1, 0};
+  cairn_batch *b;
+  cr_assert_eq(cairn_batch_new(db, &b), 0);
+  cairn_write w = {.done = on_done, .done_arg = &d};
+  cr_assert_eq(cairn_batch_commit(b, &w), 0);
+  cr_assert_eq(d.calls, 1);
+  cr_assert_eq(d.rc, 0);
+  cairn_batch_free(b);
+}
