@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "cmds.h"
+#include "cmds_data.h"
 #include "srv_config.h"
 #include "net.h"
 #include "server.h"
@@ -194,6 +195,8 @@ static int open_engine(struct server *s) {
   o.max_memory = (uint64_t)cfg->maxmemory;
   o.checkpoint_bytes = (uint64_t)cfg->checkpoint_bytes;
   o.checkpoint_interval_ms = (uint32_t)cfg->checkpoint_interval_ms;
+  o.expired_fn = pubsub_expired_hook; /* keyspace "expired" events */
+  o.expired_arg = s;
   o.log_fn = engine_log;
   o.log_level = CAIRN_LOG_DEBUG;  /* filtered by srv_log, which follows loglevel */
   int rc = cairn_open(cfg->dir, &o, &s->db);
@@ -273,6 +276,7 @@ int main(int argc, char **argv) {
   bgsave_wait();
   cairn_close(s.db);
   s.db = NULL;
+  pubsub_free(&s);
   net_free(&s);
   srv_log(CAIRN_LOG_INFO, NULL, "bye");
   config_free(&cfg);

@@ -359,6 +359,20 @@ static int obuf_class(const char *s) {
 /* "class hard soft seconds" repeated; all or nothing. */
 static int p_obuf(struct srv_config *cfg, const struct directive *d,
                   int argc, char **argv, char *err, size_t errlen) {
+  /* CONFIG SET gives the whole value as one word, "pubsub 32mb 8mb 60":
+   * split it as the config file would. */
+  char *words[1 + 4 * CFG_OBUF_CLASSES + 1], copy[256];
+  if (argc == 2 && strchr(argv[1], ' ')) {
+    snprintf(copy, sizeof copy, "%s", argv[1]);
+    int n = 0;
+    words[n++] = argv[0];
+    for (char *save = NULL, *w = strtok_r(copy, " \t", &save);
+         w && n < (int)(sizeof words / sizeof *words);
+         w = strtok_r(NULL, " \t", &save))
+      words[n++] = w;
+    argc = n;
+    argv = words;
+  }
   (void)d;
   struct cfg_obuf o[CFG_OBUF_CLASSES];
   memcpy(o, cfg->obuf, sizeof o);
@@ -537,6 +551,7 @@ int config_apply(struct srv_config *cfg, int argc, char **argv, int startup,
 }
 
 /* Split a line into words as redis-server does: blanks separate words,
+ * a word starting with '#' after the directive begins a comment,
  * "..." takes \n \t \xHH escapes, '...' is literal.  Returns the number of
  * words, or -1 on unbalanced quotes or too many words.  Words are written
  * into buf (NUL-terminated) and pointed at by argv. */
@@ -547,6 +562,7 @@ static int split_words(const char *line, char *buf, char **argv) {
   for (;;) {
     while (*p && isspace((unsigned char)*p)) p++;
     if (!*p) return argc;
+    if (*p == '#') return argc;  /* a comment, or the rest of the line */
     if (argc >= (int)CFG_ARGS_MAX) return -1;
     argv[argc++] = o;
     char q = 0;
@@ -757,7 +773,7 @@ static void rewrite_line(const struct srv_config *cfg,
   if (d->type == T_SIZE) format_size(*(const long long *)((const char *)cfg + d->off), v, sizeof v);
   int words = d->type == T_SPECIAL || !strcmp(d->name, "bind") ||
               !strcmp(d->name, "replicaof");
-  if (!words || !v[0]) {
+  if (!v[0] || (!words && strpbrk(v, " \t\"'\\#"))) {
     char q[CFG_LINE_MAX * 2 + 3], *o = q;
     *o++ = '"';
     for (const char *p = v; *p && o < q + sizeof q - 4; p++) {

@@ -39,6 +39,7 @@
 
 #include "srv_config.h"
 #include "net.h"
+#include "cmds_data.h"
 #include "server.h"
 #include "util.h"
 
@@ -422,15 +423,19 @@ static void format_addr(const struct sockaddr_storage *ss, char *buf,
   snprintf(buf, n, "%s:%d", ip, port);
 }
 
+/* Protected mode's idea of local, as Redis's: 127.0.0.1 and ::1 only (the
+ * unix socket is let in before this), not the rest of 127.0.0.0/8. */
 static int is_loopback(const struct sockaddr_storage *ss) {
   if (ss->ss_family == AF_INET) {
     const struct sockaddr_in *a = (const void *)ss;
-    return (ntohl(a->sin_addr.s_addr) >> 24) == 127;
+    return ntohl(a->sin_addr.s_addr) == INADDR_LOOPBACK;
   }
   if (ss->ss_family == AF_INET6) {
     const struct sockaddr_in6 *a = (const void *)ss;
-    if (IN6_IS_ADDR_LOOPBACK(&a->sin6_addr)) return 1;
-    if (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr)) return a->sin6_addr.s6_addr[12] == 127;
+    static const uint8_t v4[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff,
+                                   127, 0, 0, 1};
+    return IN6_IS_ADDR_LOOPBACK(&a->sin6_addr) ||
+           memcmp(a->sin6_addr.s6_addr, v4, sizeof v4) == 0;
   }
   return 0;
 }
@@ -869,6 +874,7 @@ int net_run(struct server *s, volatile int *signalled) {
       return -errno;
     }
     for (int i = 0; i < n; i++) handle_event(s, &evs[i]);
+    pubsub_expired_drain(s); /* the engine's expiries, as keyspace events */
     sweep_clients(s, 0);
     int64_t now = now_ms();
     if (now - last_cron >= CRON_MS) {
