@@ -85,6 +85,7 @@ static int ns_count(cairn *db, const char *ns, struct count_arg *out) {
 struct flush_arg {
   cairn_batch *b;
   const char *ns_name;
+  size_t ops;
   int rc;
 };
 
@@ -93,6 +94,7 @@ static int flush_fn(void *arg, const void *k, size_t kl, const void *v,
   (void)v; (void)vl; (void)ver; (void)exp;
   struct flush_arg *a = arg;
   if (!a->rc) a->rc = cairn_batch_del(a->b, a->ns_name, k, kl, NULL);
+  a->ops++;
   return 0;
 }
 
@@ -109,7 +111,8 @@ static int ns_flush(struct client *c, const char *ns) {
     a.ns_name = ns;
     rc = cairn_scan(db, ns, NULL, 0, &cursor, SCAN_CHUNK, flush_fn, &a);
     if (!rc) rc = a.rc;
-    if (!rc) {
+    /* A chunk with nothing to delete writes nothing. */
+    if (!rc && a.ops) {
       cairn_write w = srv_write(c, NULL);
       rc = cairn_batch_commit(a.b, &w);
       if (rc) srv_write_abort(c);
