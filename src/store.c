@@ -15,9 +15,12 @@
 #include "config.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <lmdb.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -1054,4 +1057,137 @@ int store_stats(struct store *s, struct store_stats *out) {
   out->map_bytes = ei.me_mapsize;
   out->used_bytes = ((uint64_t)ei.me_last_pgno + 1) * env.ms_psize;
   return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Verifying (cairn-check): a full walk of every database.
+ * --------------------------------------------------------------------- */
+
+struct verify {
+  struct store *s;
+  MDB_txn *txn;
+  store_problem_fn fn;
+  void *arg;
+  struct store_verify_result *res;
+};
+
+static void verify_problem(struct verify *v, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void verify_problem(struct verify *v, const char *fmt, ...) {
+  char msg[256];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  v->res->problems++;
+  if (v->fn) v->fn(v->arg, msg);
+}
+
+/* Walk dbi with a cursor, calling each(v, k, d) per entry.  The walk is
+ * bounded by the count mdb_stat gives (plus one, to notice a mismatch). */
+static int verify_walk(struct verify *v, MDB_dbi dbi, const char *name,
+                       int (*each)(struct verify *, const MDB_val *,
+                                   const MDB_val *),
+                       uint64_t *count) {
+  MDB_stat st;
+  MDB_cursor *cur;
+  int rc = mdb_stat(v->txn, dbi, &st);
+  if (!rc) rc = mdb_cursor_open(v->txn, dbi, &cur);
+  if (rc) return store_err(v->s, rc, name);
+  v->res->pages += st.ms_branch_pages + st.ms_leaf_pages +
+                   st.ms_overflow_pages;
+  MDB_val k, d;
+  uint64_t n = 0;
+  rc = mdb_cursor_get(cur, &k, &d, MDB_FIRST);
+  for (; rc == 0 && n <= st.ms_entries; n++) {
+    int err = each ? each(v, &k, &d) : 0;
+    if (err) {
+      mdb_cursor_close(cur);
+      return err;
+    }
+    rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT);
+  }
+  mdb_cursor_close(cur);
+  *count = n;
+  if (rc && rc != MDB_NOTFOUND) return store_err(v->s, rc, name);
+  if (n != st.ms_entries)
+    verify_problem(v, "\"%s\": the cursor walk found %s%" PRIu64
+                   " entries, the B-tree counts %zu", name,
+                   n > st.ms_entries ? "more than " : "", n, st.ms_entries);
+  return 0;
+}
+
+/* A data entry: decodes, and has its expiry-index entry if it has a
+ * deadline. */
+static int verify_data(struct verify *v, const MDB_val *k, const MDB_val *d) {
+  struct dkey dk;
+  struct store_val sv;
+  if (entry_decode(v->s, k, d, &dk, &sv) != 0) {
+    verify_problem(v, "\"data\": malformed entry (key of %zu bytes, value "
+                   "of %zu bytes)", k->mv_size, d->mv_size);
+    return 0;
+  }
+  if (sv.type > REC_T_MAX)
+    verify_problem(v, "\"data\": entry of unknown type %u", sv.type);
+  int64_t deadline = val_deadline(&sv);
+  if (!deadline) return 0;
+  uint8_t buf[STORE_KEY_BUF];
+  MDB_val ek = ekey_make(buf, deadline, k), ed;
+  int rc = mdb_get(v->txn, v->s->expiry, &ek, &ed);
+  if (rc == MDB_NOTFOUND)
+    verify_problem(v, "\"data\": an entry of namespace %.*s (key of %zu "
+                   "bytes) with deadline %" PRId64 " has no expiry-index "
+                   "entry", (int)dk.ns_len, dk.ns, dk.klen, deadline);
+  else if (rc)
+    return store_err(v->s, rc, "expiry lookup");
+  return 0;
+}
+
+/* An expiry-index entry: names an existing data entry with that deadline. */
+static int verify_expiry(struct verify *v, const MDB_val *k,
+                         const MDB_val *d) {
+  const uint8_t *p = k->mv_data;
+  struct dkey dk;
+  bool is_long;
+  if (d->mv_size != 0 || k->mv_size <= EKEY_PREFIX ||
+      dkey_decode(p + EKEY_PREFIX, k->mv_size - EKEY_PREFIX, &dk,
+                  &is_long) != 0) {
+    verify_problem(v, "\"expiry\": malformed entry (key of %zu bytes)",
+                   k->mv_size);
+    return 0;
+  }
+  int64_t deadline = (int64_t)get_be64(p);
+  MDB_val dkv = {.mv_size = k->mv_size - EKEY_PREFIX,
+                 .mv_data = (void *)(p + EKEY_PREFIX)}, dv;
+  int rc = mdb_get(v->txn, v->s->data, &dkv, &dv);
+  if (rc && rc != MDB_NOTFOUND) return store_err(v->s, rc, "data lookup");
+  struct store_val sv;
+  if (rc == MDB_NOTFOUND) {
+    verify_problem(v, "\"expiry\": deadline %" PRId64 " names a key of "
+                   "namespace %.*s missing from \"data\"", deadline,
+                   (int)dk.ns_len, dk.ns);
+  } else if (entry_decode(v->s, &dkv, &dv, &dk, &sv) == 0 &&
+             val_deadline(&sv) != deadline) {
+    verify_problem(v, "\"expiry\": deadline %" PRId64 " for a key of "
+                   "namespace %.*s whose entry has deadline %" PRId64,
+                   deadline, (int)dk.ns_len, dk.ns, val_deadline(&sv));
+  }
+  return 0;
+}
+
+int store_verify(struct store *s, store_problem_fn fn, void *arg,
+                 struct store_verify_result *out) {
+  cairn_assert(s && out);
+  struct store_verify_result res = {0};
+  struct verify v = {.s = s, .fn = fn, .arg = arg, .res = &res};
+  int rc = read_begin(s, &v.txn);
+  if (rc) return rc;
+  rc = verify_walk(&v, s->meta, "meta", NULL, &res.meta_entries);
+  if (!rc) rc = verify_walk(&v, s->data, "data", verify_data, &res.entries);
+  if (!rc)
+    rc = verify_walk(&v, s->expiry, "expiry", verify_expiry,
+                     &res.expiry_index);
+  read_end(s, v.txn);
+  if (rc == 0) *out = res;
+  return rc;
 }

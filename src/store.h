@@ -194,4 +194,28 @@ struct store_stats {
 };
 int store_stats(struct store *s, struct store_stats *out);
 
+/* ------------------------------------------------------------------------
+ * Verifying (for cairn-check).
+ * --------------------------------------------------------------------- */
+
+struct store_verify_result {
+  uint64_t meta_entries, entries, expiry_index; /* counted by cursor */
+  uint64_t pages;    /* branch + leaf + overflow pages of the databases */
+  uint64_t problems; /* inconsistencies found (each passed to fn) */
+};
+
+/* Told about one problem found by store_verify; msg valid during the call. */
+typedef void (*store_problem_fn)(void *arg, const char *msg);
+
+/* store_verify - read the whole store in one read transaction: walk
+ * "meta", "data" and "expiry" completely with cursors (comparing each
+ * count with the B-tree's own), decode every data entry, and check the
+ * expiry index against the data both ways: every entry with a deadline
+ * has exactly its index entry, and every index entry names an existing
+ * entry with that deadline.  Problems go to fn (may be NULL) and are
+ * counted; they are not errors.  Changes nothing.
+ * Returns 0, CAIRN_ECORRUPT (LMDB cannot walk a B-tree), CAIRN_EIO. */
+int store_verify(struct store *s, store_problem_fn fn, void *arg,
+                 struct store_verify_result *out);
+
 #endif /* CAIRN_STORE_H */
