@@ -1191,3 +1191,44 @@ int store_verify(struct store *s, store_problem_fn fn, void *arg,
   if (rc == 0) *out = res;
   return rc;
 }
+
+/* ------------------------------------------------------------------------
+ * A whole snapshot, for tools.
+ * --------------------------------------------------------------------- */
+
+static int snap_loop(struct store *s, MDB_cursor *cur, store_snap_fn fn,
+                     void *arg) {
+  MDB_val k, d;
+  int rc = mdb_cursor_get(cur, &k, &d, MDB_FIRST);
+  for (; rc == 0; rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT)) {
+    struct dkey dk;
+    struct store_val v;
+    int err = entry_decode(s, &k, &d, &dk, &v);
+    if (err) return err;
+    if ((err = fn(arg, dk.ns, dk.ns_len, dk.key, dk.klen, &v)) != 0)
+      return err;
+  }
+  return rc == MDB_NOTFOUND ? 0 : store_err(s, rc, "snapshot walk");
+}
+
+int store_snapshot(struct store *s, store_snap_fn fn, void *arg,
+                   uint64_t *ckpt_lsn, uint64_t *epoch) {
+  cairn_assert(s && fn && ckpt_lsn && epoch);
+  MDB_txn *txn;
+  MDB_cursor *cur;
+  int rc = read_begin(s, &txn);
+  if (rc) return rc;
+  uint64_t lsn = 0, ep = 0;
+  rc = meta_get_u64(s, txn, "ckpt_lsn", &lsn);
+  if (!rc) rc = meta_get_u64(s, txn, "epoch", &ep);
+  if (!rc && (rc = mdb_cursor_open(txn, s->data, &cur)) != 0)
+    rc = store_err(s, rc, "cursor");
+  if (!rc) {
+    *ckpt_lsn = lsn;
+    *epoch = ep;
+    rc = snap_loop(s, cur, fn, arg);
+    mdb_cursor_close(cur);
+  }
+  read_end(s, txn);
+  return rc;
+}

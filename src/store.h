@@ -218,4 +218,20 @@ typedef void (*store_problem_fn)(void *arg, const char *msg);
 int store_verify(struct store *s, store_problem_fn fn, void *arg,
                  struct store_verify_result *out);
 
+/* store_snapshot - visit every entry of every namespace in data-key order
+ * inside one read transaction: a consistent image of the last committed
+ * checkpoint, whose LSN and epoch go to *ckpt_lsn and *epoch before the
+ * first call of fn.  fn gets the namespace and the full key (borrowed,
+ * like v's data, for the call only); returning non-zero stops the walk
+ * with that value.  The transaction stays open for the whole walk: it
+ * holds back LMDB's page reuse meanwhile (the store may grow), but blocks
+ * no writer.  For tools (cairn-dump); it may run in another process than
+ * the one that writes the store.
+ * Returns 0, fn's value, CAIRN_ECORRUPT, CAIRN_EIO. */
+typedef int (*store_snap_fn)(void *arg, const char *ns, size_t ns_len,
+                             const void *key, size_t klen,
+                             const struct store_val *v);
+int store_snapshot(struct store *s, store_snap_fn fn, void *arg,
+                   uint64_t *ckpt_lsn, uint64_t *epoch);
+
 #endif /* CAIRN_STORE_H */
