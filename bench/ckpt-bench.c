@@ -162,10 +162,14 @@ static void make_val_gen(uint64_t idx, uint64_t gen, char val[VAL_BYTES])
 {
   static const char b64[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  uint64_t m = idx ^ 0x5eed5eed5eedull ^ (gen * 0x9e3779b97f4a7c15ull);
+  /* A counter through mix64, so every 60 bits are fresh: values LZ4
+   * cannot shrink (mixing what was left of the last word kept 4 bits of
+   * state, and values repeated). */
+  uint64_t seed = idx ^ 0x5eed5eed5eedull ^ (gen * 0x9e3779b97f4a7c15ull);
+  uint64_t m = 0;
   for (unsigned i = 8; i < VAL_BYTES; i++) {
     if ((i - 8) % 10 == 0)
-      m = mix64(m);
+      m = mix64(seed += 0x9e3779b97f4a7c15ull);
     val[i] = b64[m & 63];
     m >>= 6;
   }

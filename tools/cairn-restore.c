@@ -26,6 +26,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,13 +51,41 @@ struct opts {
   int nns, force, quiet;
 };
 
+/* Puts go in asynchronously, up to RESTORE_WINDOW at a time: one waiting
+ * put per log flush would make a restore a sequence of context switches. */
+#define RESTORE_WINDOW 4096u
+
 struct restore {
   const struct opts *o;
   cairn *db;
   int64_t now;
   uint64_t entries, bytes, expired, filtered;
   int rc;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  unsigned inflight;  /* puts not yet called back */
+  int async_rc;       /* the first failure a callback reported */
 };
+
+/* cairn_write.done: from the engine's log thread. */
+static void put_done(void *arg, int rc, uint64_t lsn) {
+  (void)lsn;
+  struct restore *st = arg;
+  pthread_mutex_lock(&st->mu);
+  if (rc && !st->async_rc) st->async_rc = rc;
+  st->inflight--;
+  pthread_cond_signal(&st->cv);
+  pthread_mutex_unlock(&st->mu);
+}
+
+/* Wait until at most `max` puts are in flight; the first async error. */
+static int window_wait(struct restore *st, unsigned max) {
+  pthread_mutex_lock(&st->mu);
+  while (st->inflight > max) pthread_cond_wait(&st->cv, &st->mu);
+  int rc = st->async_rc;
+  pthread_mutex_unlock(&st->mu);
+  return rc;
+}
 
 /* ------------------------------------------------------------------------
  * Directories.
@@ -181,8 +210,20 @@ static int restore_entry(struct restore *st, const struct dump_entry *e) {
     int64_t left = e->expire_at_ms - now_ms();
     w.ttl_ms = left > 0 ? (uint64_t)left : 1;
   }
-  int rc = cairn_put(st->db, ns, e->key, e->klen, e->val, e->vlen, &w);
+  int rc = window_wait(st, RESTORE_WINDOW - 1);
   if (rc) return rc;
+  w.done = put_done;
+  w.done_arg = st;
+  pthread_mutex_lock(&st->mu);
+  st->inflight++;
+  pthread_mutex_unlock(&st->mu);
+  rc = cairn_put(st->db, ns, e->key, e->klen, e->val, e->vlen, &w);
+  if (rc) { /* no callback comes for a failed call */
+    pthread_mutex_lock(&st->mu);
+    st->inflight--;
+    pthread_mutex_unlock(&st->mu);
+    return rc;
+  }
   st->entries++;
   st->bytes += e->klen + e->vlen;
   return 0;
@@ -256,6 +297,11 @@ static int build(struct restore *st, FILE *f, const char *tmp) {
   int bad = !buf || dump_reader_new(&r) != 0;
   if (bad) tool_err(PROG, "out of memory");
   if (!bad) bad = restore_stream(st, f, r, buf);
+  rc = window_wait(st, 0); /* every put called back */
+  if (!bad && rc) {
+    tool_err(PROG, "%s: %s", tmp, cairn_strerror(rc));
+    bad = 1;
+  }
   if (!bad && ((rc = cairn_sync(st->db)) != 0 ||
                (rc = cairn_checkpoint(st->db)) != 0)) {
     tool_err(PROG, "%s: %s", tmp, cairn_strerror(rc));
@@ -300,7 +346,9 @@ static int do_restore(const struct opts *o) {
     return EXIT_FAILURE;
   }
   uint64_t t0 = tool_mono_ms();
-  struct restore st = {.o = o, .now = now_ms()};
+  struct restore st = {.o = o, .now = now_ms(),
+                       .mu = PTHREAD_MUTEX_INITIALIZER,
+                       .cv = PTHREAD_COND_INITIALIZER};
   int bad = build(&st, f, tmp);
   if (f != stdin) fclose(f);
   int rc = bad ? 0 : swap_in(tmp, o->dir, state);
