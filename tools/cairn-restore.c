@@ -25,8 +25,7 @@
 #include <ftw.h>
 #include <getopt.h>
 #include <inttypes.h>
-#include <limits.h>
-#include <pthread.h>
+#include <linux/limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +35,9 @@
 
 #include "cairn.h"
 #include "dump.h"
+#include "limits.h"
+#include "store.h"
+#include "table.h"
 #include "toolutil.h"
 #include "util.h"
 
@@ -51,41 +53,33 @@ struct opts {
   int nns, force, quiet;
 };
 
-/* Puts go in asynchronously, up to RESTORE_WINDOW at a time: one waiting
- * put per log flush would make a restore a sequence of context switches. */
-#define RESTORE_WINDOW 4096u
+/* Entries go straight into the store, as a checkpoint would write them:
+ * held in memory up to RESTORE_HELD_MAX entries or bytes, sorted in the
+ * store's key order, and written in transactions of CKPT_TXN_KEYS keys.
+ * The log is not involved: the restored store's checkpoint LSN covers
+ * every entry, and the log of the new directory starts after it. */
+#define RESTORE_HELD_MAX   (1u << 20)
+#define RESTORE_HELD_BYTES (256u << 20)
+
+struct held {
+  uint64_t khash;       /* table_hash of the key: shard and h32 */
+  int64_t expire_at_ms, last_access_ms;
+  uint64_t max_idle_ms;
+  uint32_t klen, vlen;
+  uint8_t ns_len, type;
+  char data[];          /* ns, key, value */
+};
 
 struct restore {
   const struct opts *o;
-  cairn *db;
+  struct store *store;
   int64_t now;
   uint64_t entries, bytes, expired, filtered;
   int rc;
-  pthread_mutex_t mu;
-  pthread_cond_t cv;
-  unsigned inflight;  /* puts not yet called back */
-  int async_rc;       /* the first failure a callback reported */
+  struct held **held;
+  size_t nheld, held_bytes;
+  uint64_t version;     /* given to each entry written, in order */
 };
-
-/* cairn_write.done: from the engine's log thread. */
-static void put_done(void *arg, int rc, uint64_t lsn) {
-  (void)lsn;
-  struct restore *st = arg;
-  pthread_mutex_lock(&st->mu);
-  if (rc && !st->async_rc) st->async_rc = rc;
-  st->inflight--;
-  pthread_cond_signal(&st->cv);
-  pthread_mutex_unlock(&st->mu);
-}
-
-/* Wait until at most `max` puts are in flight; the first async error. */
-static int window_wait(struct restore *st, unsigned max) {
-  pthread_mutex_lock(&st->mu);
-  while (st->inflight > max) pthread_cond_wait(&st->cv, &st->mu);
-  int rc = st->async_rc;
-  pthread_mutex_unlock(&st->mu);
-  return rc;
-}
 
 /* ------------------------------------------------------------------------
  * Directories.
@@ -189,6 +183,55 @@ static int64_t deadline(const struct dump_entry *e) {
   return d;
 }
 
+/* Store order: namespace (length, bytes), shard, h32, key. */
+static int held_cmp(const void *a, const void *b) {
+  const struct held *x = *(struct held *const *)a, *y = *(struct held *const *)b;
+  if (x->ns_len != y->ns_len) return x->ns_len < y->ns_len ? -1 : 1;
+  int c = memcmp(x->data, y->data, x->ns_len);
+  if (c) return c;
+  unsigned sx = table_shard(x->khash), sy = table_shard(y->khash);
+  if (sx != sy) return sx < sy ? -1 : 1;
+  uint32_t hx = (uint32_t)(x->khash >> 32), hy = (uint32_t)(y->khash >> 32);
+  if (hx != hy) return hx < hy ? -1 : 1;
+  c = memcmp(x->data + x->ns_len, y->data + y->ns_len, MIN(x->klen, y->klen));
+  if (c) return c;
+  return x->klen < y->klen ? -1 : x->klen > y->klen;
+}
+
+static int held_put(struct restore *st, struct store_txn *t,
+                    const struct held *h) {
+  const char *key = h->data + h->ns_len;
+  struct store_val v = {++st->version, h->expire_at_ms, h->max_idle_ms,
+                        h->last_access_ms, (uint8_t)h->type,
+                        (void *)(key + h->klen), h->vlen};
+  return store_put(t, h->data, h->ns_len, table_shard(h->khash),
+                   (uint32_t)(h->khash >> 32), key, h->klen, &v);
+}
+
+/* Write the held entries; with last, record the checkpoint LSN that
+ * covers every version given.  0 or a cairn error. */
+static int held_flush(struct restore *st, int last) {
+  if (st->nheld) qsort(st->held, st->nheld, sizeof *st->held, held_cmp);
+  int rc = 0;
+  size_t lo = 0;
+  do {
+    size_t hi = MIN(st->nheld, lo + CKPT_TXN_KEYS);
+    struct store_txn *t;
+    if ((rc = store_begin(st->store, &t)) != 0) break;
+    for (size_t i = lo; rc == 0 && i < hi; i++) rc = held_put(st, t, st->held[i]);
+    if (rc) {
+      store_abort(t);
+      break;
+    }
+    int final = last && hi == st->nheld;
+    rc = store_commit(t, final ? st->version : store_ckpt_lsn(st->store), 1);
+    lo = hi;
+  } while (rc == 0 && lo < st->nheld);
+  for (size_t i = 0; i < st->nheld; i++) free(st->held[i]);
+  st->nheld = st->held_bytes = 0;
+  return rc;
+}
+
 static int restore_entry(struct restore *st, const struct dump_entry *e) {
   if (!ns_wanted(st->o, e->ns, e->ns_len)) {
     st->filtered++;
@@ -199,37 +242,32 @@ static int restore_entry(struct restore *st, const struct dump_entry *e) {
     st->expired++;
     return 0;
   }
-  char ns[NS_NAME_MAX + 1];
-  memcpy(ns, e->ns, e->ns_len);
-  ns[e->ns_len] = '\0';
-  /* Both flags, so that no namespace default replaces what the dump says;
-   * the lifespan left is counted from now, when the put happens. */
-  cairn_write w = {.flags = CAIRN_W_TTL | CAIRN_W_MAX_IDLE,
-                   .max_idle_ms = e->max_idle_ms, .type = e->type};
-  if (e->expire_at_ms > 0) {
-    int64_t left = e->expire_at_ms - now_ms();
-    w.ttl_ms = left > 0 ? (uint64_t)left : 1;
-  }
-  int rc = window_wait(st, RESTORE_WINDOW - 1);
-  if (rc) return rc;
-  w.done = put_done;
-  w.done_arg = st;
-  pthread_mutex_lock(&st->mu);
-  st->inflight++;
-  pthread_mutex_unlock(&st->mu);
-  rc = cairn_put(st->db, ns, e->key, e->klen, e->val, e->vlen, &w);
-  if (rc) { /* no callback comes for a failed call */
-    pthread_mutex_lock(&st->mu);
-    st->inflight--;
-    pthread_mutex_unlock(&st->mu);
-    return rc;
-  }
+  if (!st->held && !(st->held = malloc(RESTORE_HELD_MAX * sizeof *st->held)))
+    return CAIRN_ENOMEM;
+  struct held *h = malloc(sizeof *h + e->ns_len + e->klen + e->vlen);
+  if (!h) return CAIRN_ENOMEM;
+  h->khash = table_hash(e->key, e->klen);
+  h->expire_at_ms = e->expire_at_ms;
+  /* Max-idle counts from the restore, as it does from an open. */
+  h->last_access_ms = e->max_idle_ms ? st->now : e->last_access_ms;
+  h->max_idle_ms = e->max_idle_ms;
+  h->ns_len = (uint8_t)e->ns_len;
+  h->klen = (uint32_t)e->klen;
+  h->vlen = (uint32_t)e->vlen;
+  h->type = (uint8_t)e->type;
+  memcpy(h->data, e->ns, e->ns_len);
+  memcpy(h->data + e->ns_len, e->key, e->klen);
+  if (e->vlen) memcpy(h->data + e->ns_len + e->klen, e->val, e->vlen);
+  st->held[st->nheld++] = h;
+  st->held_bytes += sizeof *h + e->ns_len + e->klen + e->vlen;
   st->entries++;
   st->bytes += e->klen + e->vlen;
+  if (st->nheld == RESTORE_HELD_MAX || st->held_bytes >= RESTORE_HELD_BYTES)
+    return held_flush(st, 0);
   return 0;
 }
 
-/* Feed f through the reader into st->db.  0, or 1 after a printed error. */
+/* Feed f through the reader into st's store.  0, or 1 after a printed error. */
 static int restore_stream(struct restore *st, FILE *f, struct dump_reader *r,
                           uint8_t *buf) {
   struct progress_state { int on; uint64_t t0, last; } p = {
@@ -280,37 +318,55 @@ static void restore_log(void *arg, int level, const char *msg) {
   if (level <= CAIRN_LOG_ERROR) fprintf(stderr, PROG ": %s\n", msg);
 }
 
-/* Build the restored database in tmp.  0, or 1 after a printed error. */
-static int build(struct restore *st, FILE *f, const char *tmp) {
+static const struct logger restore_logger = {restore_log, NULL,
+                                             CAIRN_LOG_ERROR};
+
+/* A new, empty database in tmp (meta, log, store), whose store is then
+ * opened for st.  0, or 1 after a printed error. */
+static int build_open(struct restore *st, const char *tmp) {
   cairn_options opt;
   cairn_options_init(&opt);
-  opt.durability = CAIRN_DURABILITY_INTERVAL;
   opt.flags |= CAIRN_OPEN_NO_EXPIRY;
   opt.log_fn = restore_log;
-  int rc = cairn_open(tmp, &opt, &st->db);
-  if (rc) {
-    tool_err(PROG, "%s: %s", tmp, cairn_strerror(rc));
-    return 1;
+  cairn *db;
+  int rc = cairn_open(tmp, &opt, &db);
+  if (rc == 0) {
+    cairn_close(db);
+    char sdir[PATH_MAX + 8];
+    if ((size_t)snprintf(sdir, sizeof sdir, "%s/lmdb", tmp) >= sizeof sdir)
+      return tool_err(PROG, "%s: path too long", tmp), 1;
+    struct store_config cfg = {.dir = sdir,
+                               .map_bytes = MAP_BYTES_INITIAL,
+                               .map_bytes_max = MAP_BYTES_MAX_DEFAULT,
+                               .max_readers = STORE_READERS,
+                               .log = &restore_logger};
+    rc = store_open(&cfg, &st->store);
   }
+  if (rc) tool_err(PROG, "%s: %s", tmp, cairn_strerror(rc));
+  return rc != 0;
+}
+
+/* Build the restored database in tmp.  0, or 1 after a printed error. */
+static int build(struct restore *st, FILE *f, const char *tmp) {
+  if (build_open(st, tmp)) return 1;
+  int rc;
   struct dump_reader *r = NULL;
   uint8_t *buf = malloc(READ_CHUNK);
   int bad = !buf || dump_reader_new(&r) != 0;
   if (bad) tool_err(PROG, "out of memory");
   if (!bad) bad = restore_stream(st, f, r, buf);
-  rc = window_wait(st, 0); /* every put called back */
-  if (!bad && rc) {
+  /* The last write records the checkpoint LSN, after every checksum of
+   * the file was verified by restore_stream. */
+  if (!bad && (rc = held_flush(st, 1)) != 0) {
     tool_err(PROG, "%s: %s", tmp, cairn_strerror(rc));
     bad = 1;
   }
-  if (!bad && ((rc = cairn_sync(st->db)) != 0 ||
-               (rc = cairn_checkpoint(st->db)) != 0)) {
-    tool_err(PROG, "%s: %s", tmp, cairn_strerror(rc));
-    bad = 1;
-  }
+  for (size_t i = 0; i < st->nheld; i++) free(st->held[i]);
+  free(st->held);
   dump_reader_free(r);
   free(buf);
-  cairn_close(st->db);
-  st->db = NULL;
+  store_close(st->store);
+  st->store = NULL;
   return bad;
 }
 
@@ -346,9 +402,7 @@ static int do_restore(const struct opts *o) {
     return EXIT_FAILURE;
   }
   uint64_t t0 = tool_mono_ms();
-  struct restore st = {.o = o, .now = now_ms(),
-                       .mu = PTHREAD_MUTEX_INITIALIZER,
-                       .cv = PTHREAD_COND_INITIALIZER};
+  struct restore st = {.o = o, .now = now_ms()};
   int bad = build(&st, f, tmp);
   if (f != stdin) fclose(f);
   int rc = bad ? 0 : swap_in(tmp, o->dir, state);
