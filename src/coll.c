@@ -518,10 +518,13 @@ static int apply_keyed(struct vec *x, const struct op *o) {
   }
 }
 
-/* Add member at score, or move it there; binary search for the place. */
+/* Add member at score, or move it there; binary search for the place.
+ * Every copy of the member goes first: a blob from disk may hold one
+ * twice at different scores (its order check cannot see that), and the
+ * result must be canonical whatever came in. */
 static int apply_zset(struct vec *x, const struct op *o) {
-  long i = vec_find(x, o->a, o->alen);
-  if (i >= 0) vec_erase(x, (size_t)i);
+  for (long i; (i = vec_find(x, o->a, o->alen)) >= 0;)
+    vec_erase(x, (size_t)i);
   struct coll_elem e = {.a = o->a, .alen = o->alen,
                         .score = o->score == 0 ? 0.0 : o->score};
   size_t lo = 0, hi = x->n;
