@@ -152,6 +152,30 @@ static void rec_init(struct rec *r, uint8_t op, const struct ns *s,
   r->ts_ms = (uint64_t)now;
 }
 
+/* Steps 3 and 4 of a write that leaves entry e at its key (e NULL: out of
+ * memory): put e in the table, append r under the shard lock the caller
+ * holds (released here), and wait as w asks.  On failure nothing is
+ * changed or logged and the reservation of `bytes` is given back.  A
+ * success counts in counter (CNT_N: none). */
+static int write_entry(cairn *db, struct ns *s, uint64_t hash, struct entry *e,
+                       cairn_durability mode, const struct rec *r,
+                       size_t bytes, const cairn_write *w, unsigned counter) {
+  unsigned shard = table_shard(hash);
+  int rc = e ? table_put(s->t, hash, e) : CAIRN_ENOMEM;
+  if (rc) {
+    entry_free(e);
+    table_unlock(s->t, shard);
+    write_abort(db, mode, bytes);
+    return rc;
+  }
+  uint64_t lsn = write_commit(db, mode, r, w);
+  entry_set_version(e, lsn);
+  table_unlock(s->t, shard);
+  db_mem_grew(db);
+  if (counter != CNT_N) db_count(db, counter, 1);
+  return write_finish(db, mode, lsn, w);
+}
+
 /* ------------------------------------------------------------------------
  * Finding a key's state: memory first, then the store
  * --------------------------------------------------------------------- */
@@ -303,20 +327,7 @@ static int do_put(cairn *db, struct ns *s, const void *key, size_t klen,
                    ENTRY_F_TYPE(w->type);
   struct entry *e = entry_new(key, klen, val, vlen, hash, 0, expire_at,
                               max_idle, now, flags);
-  if (!e) {
-    rc = CAIRN_ENOMEM;
-    goto fail;
-  }
-  if ((rc = table_put(s->t, hash, e)) != 0) {
-    entry_free(e);
-    goto fail;
-  }
-  uint64_t lsn = write_commit(db, mode, &r, w);
-  entry_set_version(e, lsn);
-  table_unlock(s->t, shard);
-  db_mem_grew(db);
-  db_count(db, CNT_PUTS, 1);
-  return write_finish(db, mode, lsn, w);
+  return write_entry(db, s, hash, e, mode, &r, bytes, w, CNT_PUTS);
 
 fail:
   table_unlock(s->t, shard);
@@ -517,22 +528,12 @@ CAIRN_EXPORT int cairn_incr(cairn *db, const char *ns, const void *key,
                               max_idle, now,
                               mode == CAIRN_DURABILITY_MEMORY ? ENTRY_F_MEMORY
                                                               : 0);
-  if (!e) {
-    rc = CAIRN_ENOMEM;
-    goto fail;
-  }
-  if ((rc = table_put(s->t, hash, e)) != 0) {
-    entry_free(e);
-    goto fail;
-  }
   /* The reservation was for the longest number; give back the rest. */
-  if (mode != CAIRN_DURABILITY_MEMORY)
+  if (mode != CAIRN_DURABILITY_MEMORY) {
     wal_reserve_shrink(db->wal, bytes - rec_size(&r));
-  uint64_t lsn = write_commit(db, mode, &r, w);
-  entry_set_version(e, lsn);
-  table_unlock(s->t, shard);
-  db_count(db, CNT_PUTS, 1);
-  rc = write_finish(db, mode, lsn, w);
+    bytes = rec_size(&r);
+  }
+  rc = write_entry(db, s, hash, e, mode, &r, bytes, w, CNT_PUTS);
   if (rc == 0 && result) *result = sum;
   return rc;
 
@@ -578,18 +579,7 @@ CAIRN_EXPORT int cairn_expire(cairn *db, const char *ns, const void *key,
   unsigned flags = entry_flags(old) & (ENTRY_F_MEMORY | ENTRY_TYPE_MASK);
   struct entry *e = entry_new(key, klen, entry_val(old), entry_vlen(old),
                               hash, 0, expire_at, max_idle, now, flags);
-  if (!e) {
-    rc = CAIRN_ENOMEM;
-    goto fail;
-  }
-  if ((rc = table_put(s->t, hash, e)) != 0) {
-    entry_free(e);
-    goto fail;
-  }
-  uint64_t lsn = write_commit(db, mode, &r, w);
-  entry_set_version(e, lsn);
-  table_unlock(s->t, shard);
-  return write_finish(db, mode, lsn, w);
+  return write_entry(db, s, hash, e, mode, &r, bytes, w, CNT_N);
 
 fail:
   table_unlock(s->t, shard);
