@@ -19,6 +19,7 @@
 #include "limits.h"
 #include "sys.h"
 #include "testutil.h"
+#include "walutil.h"
 #include "wal.h"
 
 /* ------------------------------------------------------------------------
@@ -26,42 +27,11 @@
  * can check every byte.
  * --------------------------------------------------------------------- */
 
-static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
-static char log_text[16384];
-
-static void log_capture(void *arg, int level, const char *msg) {
-  (void)arg;
-  (void)level;
-  pthread_mutex_lock(&log_mu);
-  size_t n = strlen(log_text);
-  snprintf(log_text + n, sizeof log_text - n, "%s\n", msg);
-  pthread_mutex_unlock(&log_mu);
-}
-
-static const struct logger test_log = {.fn = log_capture,
-                                       .level = CAIRN_LOG_DEBUG};
 
 static void cfg_init(struct wal_config *c, const char *dir, unsigned flags) {
-  memset(c, 0, sizeof *c);
-  c->dir = dir;
-  c->segment_bytes = SEGMENT_BYTES_MIN;
-  c->group_max_bytes = GROUP_BYTES_MIN;
-  c->interval_ms = 20;
-  c->epoch = 7;
-  c->flags = flags;
-  c->log = &test_log;
+  wal_cfg(c, dir, flags, 7);
 }
 
-/* Bytes that LZ4 cannot shrink, determined by idx. */
-static void fill(unsigned char *p, size_t n, uint64_t idx) {
-  uint64_t x = idx * 0x9E3779B97F4A7C15ull + 1;
-  for (size_t i = 0; i < n; i++) {
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    p[i] = (unsigned char)x;
-  }
-}
 
 static size_t vlen_of(uint64_t idx, size_t base) { return base + idx % 97; }
 

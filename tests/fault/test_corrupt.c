@@ -18,47 +18,18 @@
 #include "sys.h"
 #include "util.h"
 #include "../testutil.h"
+#include "../walutil.h"
 #include "wal.h"
 
 /* ------------------------------------------------------------------------
  * Helpers.
  * --------------------------------------------------------------------- */
 
-static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
-static char log_text[16384];
-
-static void log_capture(void *arg, int level, const char *msg) {
-  (void)arg;
-  (void)level;
-  pthread_mutex_lock(&log_mu);
-  size_t n = strlen(log_text);
-  snprintf(log_text + n, sizeof log_text - n, "%s\n", msg);
-  pthread_mutex_unlock(&log_mu);
-}
-
-static const struct logger test_log = {.fn = log_capture,
-                                       .level = CAIRN_LOG_DEBUG};
 
 static void cfg_init(struct wal_config *c, const char *dir, unsigned flags) {
-  memset(c, 0, sizeof *c);
-  c->dir = dir;
-  c->segment_bytes = SEGMENT_BYTES_MIN;
-  c->group_max_bytes = GROUP_BYTES_MIN;
-  c->interval_ms = 20;
-  c->epoch = 3;
-  c->flags = flags;
-  c->log = &test_log;
+  wal_cfg(c, dir, flags, 3);
 }
 
-static void fill(unsigned char *p, size_t n, uint64_t idx) {
-  uint64_t x = idx * 0x9E3779B97F4A7C15ull + 1;
-  for (size_t i = 0; i < n; i++) {
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    p[i] = (unsigned char)x;
-  }
-}
 
 /* Record idx: key "k<idx>", value of vlen bytes derived from idx. */
 static uint64_t put(struct wal *w, uint64_t idx, size_t vlen, int wait) {
@@ -143,12 +114,6 @@ static void flip_bit(const char *path, uint64_t off) {
   close(fd);
 }
 
-static int has_log(const char *needle) {
-  pthread_mutex_lock(&log_mu);
-  int found = strstr(log_text, needle) != NULL;
-  pthread_mutex_unlock(&log_mu);
-  return found;
-}
 
 static void setup(void) {
   alarm(60);
