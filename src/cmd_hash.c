@@ -721,17 +721,19 @@ void cmd_hmget(struct client *c) {
   cairn_value_free(&v);
 }
 
-void cmd_hlen(struct client *c) {
+void ccmd_card(struct client *c, int type) {
   cairn_value v;
   struct coll_iter it;
-  if (ccmd_load(c, CCMD_ARG(1), COLL_HASH, &v) < 0) return;
-  long n = coll_iter_init(&it, COLL_HASH, v.data, v.data ? v.len : 0);
+  if (ccmd_load(c, CCMD_ARG(1), type, &v) < 0) return;
+  long n = coll_iter_init(&it, type, v.data, v.data ? v.len : 0);
   if (n < 0)
     reply_engine_error(c, (int)n);
   else
     reply_int(c, n);
   cairn_value_free(&v);
 }
+
+void cmd_hlen(struct client *c) { ccmd_card(c, COLL_HASH); }
 
 /* HGETALL, HKEYS, HVALS. */
 static void hash_dump(struct client *c, int keys, int vals) {

@@ -136,17 +136,7 @@ void cmd_rpop(struct client *c) { ccmd_run(c, rpop_body); }
  * Reads
  * --------------------------------------------------------------------- */
 
-void cmd_llen(struct client *c) {
-  cairn_value v;
-  struct coll_iter it;
-  if (ccmd_load(c, CCMD_ARG(1), COLL_LIST, &v) < 0) return;
-  long n = coll_iter_init(&it, COLL_LIST, v.data, v.data ? v.len : 0);
-  if (n < 0)
-    reply_engine_error(c, (int)n);
-  else
-    reply_int(c, n);
-  cairn_value_free(&v);
-}
+void cmd_llen(struct client *c) { ccmd_card(c, COLL_LIST); }
 
 void cmd_lrange(struct client *c) {
   long long st, en;

@@ -122,17 +122,7 @@ void cmd_smismember(struct client *c) {
   cairn_value_free(&v);
 }
 
-void cmd_scard(struct client *c) {
-  cairn_value v;
-  struct coll_iter it;
-  if (ccmd_load(c, CCMD_ARG(1), COLL_SET, &v) < 0) return;
-  long n = coll_iter_init(&it, COLL_SET, v.data, v.data ? v.len : 0);
-  if (n < 0)
-    reply_engine_error(c, (int)n);
-  else
-    reply_int(c, n);
-  cairn_value_free(&v);
-}
+void cmd_scard(struct client *c) { ccmd_card(c, COLL_SET); }
 
 void cmd_sscan(struct client *c) { ccmd_scan(c, COLL_SET); }
 

@@ -312,17 +312,7 @@ void cmd_zmscore(struct client *c) {
   zset_done(&v, &s);
 }
 
-void cmd_zcard(struct client *c) {
-  cairn_value v;
-  struct coll_iter it;
-  if (ccmd_load(c, CCMD_ARG(1), COLL_ZSET, &v) < 0) return;
-  long n = coll_iter_init(&it, COLL_ZSET, v.data, v.data ? v.len : 0);
-  if (n < 0)
-    reply_engine_error(c, (int)n);
-  else
-    reply_int(c, n);
-  cairn_value_free(&v);
-}
+void cmd_zcard(struct client *c) { ccmd_card(c, COLL_ZSET); }
 
 static void zrank_generic(struct client *c, int rev) {
   int ws = 0;

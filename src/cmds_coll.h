@@ -118,6 +118,10 @@ void ccmd_run(struct client *c, int (*body)(struct client *c));
 int ccmd_load(struct client *c, const char *key, size_t klen, int type,
               cairn_value *v);
 
+/* HLEN, SCARD, ZCARD, LLEN: reply the element count of argv[1], a
+ * collection of type (0 if absent). */
+void ccmd_card(struct client *c, int type);
+
 /* Apply delta d to key's collection of type, read at version (0: the key
  * was absent).  0: applied, the caller replies; CCMD_RETRY: the key
  * changed since it was read (nothing replied); -1: error replied. */
