@@ -371,7 +371,6 @@ def run(module_globals, setup=None):
     only = os.environ.get("CAIRNTEST_ONLY")
     passed = failed = 0
     failures = []
-    xfails = []
     for name, fn in tests:
         if only and only not in name:
             continue
@@ -382,10 +381,6 @@ def run(module_globals, setup=None):
             print("PASS %s (%.2f s)" % (name, time.monotonic() - t0))
         except Skip as e:
             print("SKIP %s: %s" % (name, e))
-        except KnownBug as e:
-            print("XFAIL %s (known bug: %s)" % (name, e.why))
-            traceback.print_exception(e.__cause__, file=sys.stdout)
-            xfails.append(name)
         except Exception:
             failed += 1
             failures.append(name)
@@ -399,9 +394,6 @@ def run(module_globals, setup=None):
                 srv.cleanup()
             Tracker.live.clear()
         sys.stdout.flush()
-    if xfails:
-        print("KNOWN BUGS (expected failures, not counted; "
-              "CAIRNTEST_STRICT=1 counts them): " + ", ".join(xfails))
     if failures:
         print("failed: " + ", ".join(failures))
     print("%d passed, %d failed" % (passed, failed))
@@ -410,30 +402,6 @@ def run(module_globals, setup=None):
 
 class Skip(Exception):
     """Raise from a test to skip it (not counted)."""
-
-
-class KnownBug(Exception):
-    def __init__(self, why):
-        super().__init__(why)
-        self.why = why
-
-
-def known_bug(why):
-    """Mark a test that fails because of a reported server bug: its failure
-    prints as XFAIL and is not counted, unless CAIRNTEST_STRICT=1; if it
-    passes, it prints XPASS (the bug is fixed: remove the mark)."""
-    def wrap(fn):
-        def run_it():
-            if os.environ.get("CAIRNTEST_STRICT") == "1":
-                return fn()
-            try:
-                fn()
-            except Exception as e:
-                raise KnownBug(why) from e
-            print("XPASS %s: known bug seems fixed (%s)" % (fn.__name__, why))
-        run_it.__name__ = fn.__name__
-        return run_it
-    return wrap
 
 
 class Tracker:
