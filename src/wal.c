@@ -37,8 +37,33 @@
  * unsynced data has waited interval_ms), then advances written_lsn and
  * durable_lsn and runs the completions.  Exactly one flush is in flight.
  *
+ * Frames from a leader.  A follower's log is fed whole frames
+ * (wal_append_frame) instead of records.  They are checked (header,
+ * checksum, records, first LSN == last_lsn + 1, epoch not older), copied
+ * into a group of their own (a raw group: one kind of content per group,
+ * so records pending are flushed first and LSN order holds), and the log
+ * thread writes them unchanged, as many per write as fit the segment, the
+ * last write fdatasynced.  The log's epoch follows theirs.  On disk they
+ * are indistinguishable from the log's own frames.
+ *
+ * Reading frames back.  Each segment entry knows the LSN its first frame
+ * has (or will have), so a cursor finds the segment of an LSN without
+ * reading, walks the headers of that one segment to the frame, and then
+ * keeps (segment, offset, expected LSN).  It reads with pread and trusts
+ * bytes only up to the written LSN sampled before the read; every frame
+ * it hands out is checked for the expected LSN and its checksum, so a
+ * segment recycled under it reads as CAIRN_ENOTFOUND, never as data.
+ *
+ * Retention.  wal_release keeps every segment holding an LSN above the
+ * floor set by wal_retain (the followers' oldest need).
+ *
+ * Cutting a tail (wal_truncate_after), offline: the frame that begins
+ * after the cut LSN and the rest of its segment are zeroed, later
+ * segments deleted; recovery then finds the log's end there.
+ *
  * Locks: seg_mu (segment files, the spare, the segment list) is taken
  * before mu (buffers, positions, counters), never the other way round.
+ * Cursors take each only for a moment, one at a time.
  */
 #include "config.h"
 
@@ -72,7 +97,9 @@ _Static_assert(FRAME_TRAILER % FRAME_ALIGN == 0, "trailer keeps alignment");
 _Static_assert(FRAME_TRAILER <= FRAME_HDR_BYTES, "trailer fits the END room");
 
 struct seg_ent {
-  uint64_t seq, last_lsn; /* last_lsn: of its last frame; 0 if none */
+  uint64_t seq;
+  uint64_t first_lsn; /* LSN its first frame has or will have; 0: none */
+  uint64_t last_lsn;  /* of its last frame; 0 if none */
 };
 
 struct comp {
@@ -82,12 +109,16 @@ struct comp {
   void *arg;
 };
 
-/* Records waiting for one flush, and the completions they carry. */
+/* Records waiting for one flush, and the completions they carry.  A raw
+ * group holds whole frames received from a leader instead of records. */
 struct group {
   unsigned char *data;
   size_t len, cap;
   uint64_t first_lsn, last_lsn; /* 0 when empty */
   int need_sync;
+  int raw;          /* data holds frames (wal_append_frame), not records */
+  uint64_t nframes; /* raw: frames in data */
+  uint64_t epoch;   /* records: stamped on their frame, set at the swap */
   struct comp *comps;
   size_t ncomp, comp_cap;
 };
@@ -112,6 +143,7 @@ struct wal {
   uint64_t inflight_bound; /* bytes the flush in flight may take */
   uint64_t next_alloc_ns;  /* no spare allocation before this */
   struct wal_stats st;
+  /* cfg.epoch (set by wal_set_epoch and wal_append_frame) is under mu. */
 
   pthread_mutex_t seg_mu;
   struct seg_ent *segs; /* live segments in order; the current is last */
@@ -120,11 +152,13 @@ struct wal {
   uint64_t seq, off, seg_size;
   int spare_fd; /* segment seq + 1, ready; -1: none */
   uint64_t spare_size;
+  uint64_t retain_floor; /* wal_retain; atomic, so setting it never waits */
 
   /* Log thread only. */
   pthread_t thread;
   int thread_started;
   uint64_t disk_next;   /* first LSN of the next frame on disk */
+  uint64_t disk_epoch;  /* of the last frame written: END frames carry it */
   uint64_t unsynced_ns; /* when unsynced data was first written; 0: none */
   uint64_t gather_target; /* records in the last synced group */
   uint64_t sync_ns;       /* recent time of a write + fdatasync */
@@ -181,6 +215,8 @@ static void group_reset(struct group *g) {
   g->len = 0;
   g->first_lsn = g->last_lsn = 0;
   g->need_sync = 0;
+  g->raw = 0;
+  g->nframes = 0;
   g->ncomp = 0;
 }
 
@@ -606,7 +642,7 @@ static int seg_leave(struct wal *w) {
   if (w->off + w->end_len <= w->seg_size) {
     unsigned char end[FRAME_HDR_BYTES + 64];
     cairn_assert(frame_bound(0) <= sizeof end);
-    size_t n = frame_encode(end, w->cfg.epoch, w->disk_next,
+    size_t n = frame_encode(end, w->disk_epoch, w->disk_next,
                             w->disk_next - 1, FRAME_F_END, NULL, 0);
     int rc = sys_pwrite_all(w->fd, end, n, (off_t)w->off);
     if (rc == -ENOSPC) return nospace_enter(w, w->seq, "write");
@@ -641,7 +677,8 @@ static int seg_rotate(struct wal *w, uint64_t need) {
   w->seg_size = w->spare_size;
   w->spare_fd = -1;
   w->spare_size = 0;
-  w->segs[w->nsegs++] = (struct seg_ent){.seq = w->seq, .last_lsn = 0};
+  w->segs[w->nsegs++] =
+      (struct seg_ent){.seq = w->seq, .first_lsn = w->disk_next};
   lock(&w->mu);
   w->avail_cur = seg_room(w);
   w->avail_spare = 0;
@@ -650,11 +687,13 @@ static int seg_rotate(struct wal *w, uint64_t need) {
   return 0;
 }
 
-/* Zero segment seq from off to its end, durably: cuts a torn tail or,
- * when salvaging, everything from a bad frame on. */
-static int seg_cut(struct wal *w, uint64_t seq, uint64_t off) {
+/* Zero segment seq of dir from off to its end, durably: cuts a torn
+ * tail, everything from a bad frame on when salvaging, or a divergent
+ * tail (wal_truncate_after). */
+static int seg_zero(const char *dir, const struct logger *log, uint64_t seq,
+                    uint64_t off) {
   char path[WAL_PATH_MAX];
-  wal_segment_path(w->dir, seq, path);
+  wal_segment_path(dir, seq, path);
   int fd = sys_ops.open(path, O_RDWR, 0);
   if (fd < 0) return -errno;
   static const unsigned char zeros[ZERO_CHUNK];
@@ -666,9 +705,13 @@ static int seg_cut(struct wal *w, uint64_t seq, uint64_t off) {
                         (off_t)p);
   if (rc == 0 && sys_ops.fdatasync(fd) != 0) rc = -errno;
   close(fd);
-  if (rc) log_error(w->log, "%s: cannot cut the log at offset %" PRIu64 ": %s",
+  if (rc) log_error(log, "%s: cannot cut the log at offset %" PRIu64 ": %s",
                     path, off, strerror(-rc));
   return rc;
+}
+
+static int seg_cut(struct wal *w, uint64_t seq, uint64_t off) {
+  return seg_zero(w->dir, w->log, seq, off);
 }
 
 /* ------------------------------------------------------------------------
@@ -812,16 +855,14 @@ static int backoff(struct wal *w, unsigned attempt) {
   return go_on;
 }
 
-/* Frame g and write it.  On ENOSPC the frame is kept and the write (never
- * an fdatasync) retried until it succeeds.  Returns 0, CAIRN_EIO, or
- * CAIRN_EFULL if the log closes while the disk is still full. */
-static int group_write(struct wal *w, const struct group *g, int sync,
-                       size_t *flen_out) {
-  size_t bound = frame_bound(g->len) + FRAME_TRAILER;
-  if (grow((void **)&w->fbuf, &w->fcap, bound, 1) != 0)
-    return wal_fatal(w, w->seq, "allocating a frame", ENOMEM);
-  size_t flen = frame_encode(w->fbuf, w->cfg.epoch, g->first_lsn,
-                             g->last_lsn, 0, g->data, g->len);
+/* Write the frames in w->fbuf[0..flen) (LSNs first..last, the last one
+ * of epoch), followed by FRAME_TRAILER zeros, at the current offset,
+ * rotating first if they do not fit.  On ENOSPC the frames are kept and
+ * the write (never an fdatasync) retried until it succeeds.  Returns 0,
+ * CAIRN_EIO, or CAIRN_EFULL if the log closes while the disk is still
+ * full. */
+static int frames_write(struct wal *w, size_t flen, uint64_t first,
+                        uint64_t last, uint64_t epoch, int sync) {
   memset(w->fbuf + flen, 0, FRAME_TRAILER);
   for (unsigned attempt = 0;; attempt++) {
     int rc = group_place(w, flen);
@@ -832,16 +873,83 @@ static int group_write(struct wal *w, const struct group *g, int sync,
     if (!backoff(w, attempt)) return CAIRN_EFULL;
   }
   w->off += flen;
-  w->disk_next = g->last_lsn + 1;
+  w->disk_next = last + 1;
+  w->disk_epoch = epoch;
   lock(&w->seg_mu);
-  w->segs[w->nsegs - 1].last_lsn = g->last_lsn;
+  struct seg_ent *e = &w->segs[w->nsegs - 1];
+  if (!e->first_lsn) e->first_lsn = first;
+  e->last_lsn = last;
   unlock(&w->seg_mu);
   lock(&w->mu);
   int was_full = w->nospace;
   w->avail_cur = seg_room(w);
   unlock(&w->mu);
   if (was_full) nospace_leave(w);
-  *flen_out = flen;
+  return 0;
+}
+
+/* Frame the records of g and write them. */
+static int group_write(struct wal *w, const struct group *g, int sync,
+                       size_t *flen_out) {
+  size_t bound = frame_bound(g->len) + FRAME_TRAILER;
+  if (grow((void **)&w->fbuf, &w->fcap, bound, 1) != 0)
+    return wal_fatal(w, w->seq, "allocating a frame", ENOMEM);
+  size_t flen = frame_encode(w->fbuf, g->epoch, g->first_lsn, g->last_lsn,
+                             0, g->data, g->len);
+  int rc = frames_write(w, flen, g->first_lsn, g->last_lsn, g->epoch, sync);
+  if (rc == 0) *flen_out = flen;
+  return rc;
+}
+
+/* The frames of raw group g from byte off that go into one write: as many
+ * as fit the room left in the current segment or, if the first does not,
+ * in the segment a rotation makes for it; always at least one.  Returns
+ * where they end, with their LSNs and the last one's epoch. */
+static size_t raw_chunk(const struct wal *w, const struct group *g,
+                        size_t off, uint64_t *first, uint64_t *last,
+                        uint64_t *epoch) {
+  uint64_t room = w->seg_size >= w->off + w->end_len
+                      ? w->seg_size - w->off - w->end_len : 0;
+  size_t end = off;
+  /* Each pass takes a frame; the frames were checked when queued. */
+  while (end < g->len) {
+    struct frame_hdr h;
+    const char *why;
+    int rc = frame_hdr_decode(g->data + end, g->len - end, &h, &why);
+    cairn_assert(rc == 0);
+    size_t flen = frame_len(&h);
+    if (end == off) {
+      if (flen > room) room = MAX(w->cfg.segment_bytes, flen + w->end_len)
+                              - w->end_len;
+      *first = h.first_lsn;
+    } else if (end - off + flen > room) {
+      break;
+    }
+    *last = h.last_lsn;
+    *epoch = h.epoch;
+    end += flen;
+  }
+  return end;
+}
+
+/* Write the frames of raw group g unchanged, as few writes as segment
+ * boundaries allow; the last write is fdatasynced (a rotation fdatasyncs
+ * the segment it leaves). */
+static int raw_write(struct wal *w, const struct group *g, size_t *bytes) {
+  size_t off = 0;
+  /* Each pass writes at least one frame. */
+  while (off < g->len) {
+    uint64_t first = 0, last = 0, epoch = 0;
+    size_t end = raw_chunk(w, g, off, &first, &last, &epoch);
+    size_t n = end - off;
+    if (grow((void **)&w->fbuf, &w->fcap, n + FRAME_TRAILER, 1) != 0)
+      return wal_fatal(w, w->seq, "allocating a frame", ENOMEM);
+    memcpy(w->fbuf, g->data + off, n);
+    int rc = frames_write(w, n, first, last, epoch, end == g->len);
+    if (rc) return rc;
+    off = end;
+  }
+  *bytes = g->len;
   return 0;
 }
 
@@ -890,13 +998,16 @@ static void flush_group(struct wal *w) {
              (w->unsynced_ns && now - w->unsynced_ns >= interval_ns(w));
   if (sync) w->sync_req = 0;
   int failed = w->failed, gave_up = w->gave_up;
-  w->inflight_bound = frame_bound(g->len) + w->end_len;
+  g->epoch = w->cfg.epoch;
+  w->inflight_bound = g->raw ? g->len + FRAME_TRAILER + w->end_len
+                             : frame_bound(g->len) + w->end_len;
   pthread_cond_broadcast(&w->writer_cv);
   unlock(&w->mu);
 
   size_t flen = 0;
   int rc = failed    ? CAIRN_EIO
            : gave_up ? CAIRN_EFULL
+           : g->raw  ? raw_write(w, g, &flen)
                      : group_write(w, g, sync, &flen);
   if (rc == 0 && sync) gather_learn(w, g, mono_ns() - now);
   if (rc == CAIRN_EFULL && !gave_up) {
@@ -917,7 +1028,7 @@ static void flush_group(struct wal *w) {
       w->durable_lsn = g->last_lsn;
       w->st.syncs++;
     }
-    w->st.frames++;
+    w->st.frames += g->raw ? g->nframes : 1;
     w->st.bytes += flen;
   }
   pthread_cond_broadcast(&w->done_cv);
@@ -1007,11 +1118,15 @@ enum { SPACE_OK = 0, SPACE_WAIT = 1 };
 /* Can raw bytes of records, framed, still go to disk?  Counts the current
  * segment and a ready spare; a larger need is met by allocating at
  * rotation unless the disk is known to be full. */
-static int space_check(const struct wal *w, size_t raw) {
-  uint64_t need = w->inflight_bound + frame_bound(raw) + FRAME_TRAILER;
+static int space_need(const struct wal *w, uint64_t framed) {
+  uint64_t need = w->inflight_bound + framed + FRAME_TRAILER;
   if (need <= w->avail_cur + w->avail_spare) return SPACE_OK;
   if (w->nospace) return CAIRN_EFULL;
   return w->avail_spare ? SPACE_OK : SPACE_WAIT;
+}
+
+static int space_check(const struct wal *w, size_t raw) {
+  return space_need(w, frame_bound(raw));
 }
 
 int wal_reserve(struct wal *w, size_t bytes) {
@@ -1030,6 +1145,8 @@ int wal_reserve(struct wal *w, size_t bytes) {
     if (rc == SPACE_OK && used > 0 && used + bytes > w->cfg.group_max_bytes &&
         !w->holds)
       rc = SPACE_WAIT;
+    /* Leader frames queued (a follower being promoted): they go first. */
+    if (rc == SPACE_OK && g->raw && g->len > 0) rc = SPACE_WAIT;
     if (rc == SPACE_OK) rc = group_grow(g, w->reserved + bytes, w->nres + 1);
     if (rc == SPACE_WAIT && w->holds) rc = CAIRN_EFULL;
     if (rc != SPACE_WAIT) break;
@@ -1128,6 +1245,109 @@ int wal_sync(struct wal *w) {
   int rc = wait_locked(w, target, CAIRN_DURABILITY_FSYNC);
   unlock(&w->mu);
   return rc;
+}
+
+/* ------------------------------------------------------------------------
+ * Frames from a leader (a follower's log).
+ * --------------------------------------------------------------------- */
+
+/* Is frame[0..len) one whole valid frame that carries records?  Fills h.
+ * Checked outside the lock: it decompresses and walks every record. */
+static int raw_check(const void *frame, size_t len, struct frame_hdr *h) {
+  const char *why = NULL;
+  if (!frame || frame_hdr_decode(frame, len, h, &why) != 0)
+    return CAIRN_ECORRUPT;
+  /* END frames are the log's own business; a leader never ships empty
+   * frames, and an empty one would make a segment's LSN range vague. */
+  if (frame_len(h) != len || (h->flags & FRAME_F_END) ||
+      h->last_lsn < h->first_lsn)
+    return CAIRN_ECORRUPT;
+  void *scratch = NULL;
+  if ((h->flags & FRAME_F_LZ4) && !(scratch = malloc(h->raw_len ? h->raw_len
+                                                                : 1)))
+    return CAIRN_ENOMEM;
+  const void *raw;
+  int rc = frame_payload(frame, h, scratch, &raw, &why);
+  free(scratch);
+  return rc;
+}
+
+/* Can a raw frame of len bytes join the current group now?  0, SPACE_WAIT
+ * or an error.  mu held. */
+static int raw_room(struct wal *w, size_t len, int with_done) {
+  struct group *g = &w->grp[w->cur];
+  /* Records pending or on their way: they are flushed first, which keeps
+   * LSN order and one kind of content per frame group. */
+  if ((!g->raw && g->len > 0) || w->nres > 0) return SPACE_WAIT;
+  int rc = space_need(w, (uint64_t)g->len + len);
+  if (rc == SPACE_OK && g->len > 0 && g->len + len > w->cfg.group_max_bytes)
+    rc = SPACE_WAIT;
+  if (rc == SPACE_OK) rc = group_grow(g, len, with_done ? 1 : 0);
+  return rc;
+}
+
+/* Queue the checked frame.  mu held, room made. */
+static void raw_queue(struct wal *w, const void *frame, size_t len,
+                      const struct frame_hdr *h, cairn_done_fn done,
+                      void *done_arg) {
+  struct group *g = &w->grp[w->cur];
+  memcpy(g->data + g->len, frame, len);
+  g->len += len;
+  g->raw = 1;
+  g->nframes++;
+  g->need_sync = 1; /* a follower acknowledges fsynced positions */
+  if (!g->first_lsn) g->first_lsn = h->first_lsn;
+  g->last_lsn = h->last_lsn;
+  if (done)
+    g->comps[g->ncomp++] =
+        (struct comp){.lsn = h->last_lsn, .mode = CAIRN_DURABILITY_FSYNC,
+                      .done = done, .arg = done_arg};
+  w->last_lsn = h->last_lsn;
+  w->cfg.epoch = h->epoch;
+  pthread_cond_signal(&w->log_cv);
+}
+
+int wal_append_frame(struct wal *w, const void *frame, size_t len,
+                     cairn_done_fn done, void *done_arg) {
+  struct frame_hdr h;
+  int rc = raw_check(frame, len, &h);
+  if (rc) return rc;
+  lock(&w->mu);
+  /* Each wait ends with a flush, a new spare, a failure or the close. */
+  for (;;) {
+    if (w->failed) { rc = CAIRN_EIO; break; }
+    if (w->stop) { rc = CAIRN_ECLOSING; break; }
+    if (h.first_lsn != w->last_lsn + 1 || h.epoch < w->cfg.epoch) {
+      rc = CAIRN_EINVAL;
+      break;
+    }
+    rc = raw_room(w, len, done != NULL);
+    if (rc != SPACE_WAIT) break;
+    if (w->nospace) w->next_alloc_ns = 0; /* retry allocating now */
+    pthread_cond_signal(&w->log_cv);
+    pthread_cond_wait(&w->writer_cv, &w->mu);
+  }
+  if (rc == 0) raw_queue(w, frame, len, &h, done, done_arg);
+  unlock(&w->mu);
+  return rc;
+}
+
+void wal_set_epoch(struct wal *w, uint64_t epoch) {
+  lock(&w->mu);
+  w->cfg.epoch = epoch;
+  unlock(&w->mu);
+}
+
+uint64_t wal_wait_written(struct wal *w, uint64_t lsn, unsigned timeout_ms) {
+  uint64_t deadline = mono_ns() + (uint64_t)timeout_ms * 1000000u;
+  lock(&w->mu);
+  /* Each wake-up follows a flush, a failure, the close or the deadline. */
+  while (w->written_lsn <= lsn && !w->failed && !w->stop && !w->exited &&
+         mono_ns() < deadline)
+    wait_until(&w->done_cv, &w->mu, deadline);
+  uint64_t written = w->written_lsn;
+  unlock(&w->mu);
+  return written;
 }
 
 /* ------------------------------------------------------------------------
@@ -1281,17 +1501,28 @@ static int seg_adopt(struct wal *w, uint64_t seq, uint64_t off) {
   return 0;
 }
 
-/* The live segments (up to the current one) with their last LSNs. */
+/* The live segments (up to the current one) with their LSN ranges.  The
+ * scan checked that the log runs on from one segment to the next, so each
+ * segment with frames begins after the last LSN of the one before; the
+ * log's first frame begins at first, and the current segment, if it has
+ * none yet, at next. */
 static int segs_init(struct wal *w, const uint64_t *seqs,
-                     const uint64_t *last, size_t n) {
+                     const uint64_t *last, size_t n, uint64_t first,
+                     uint64_t next) {
   for (size_t i = 0; i <= n; i++) {
     uint64_t seq = i < n ? seqs[i] : w->seq;
     if (seq > w->seq || (i == n && w->nsegs && w->segs[w->nsegs - 1].seq == seq))
       continue;
     if (grow((void **)&w->segs, &w->segs_cap, w->nsegs + 1, sizeof *w->segs))
       return CAIRN_ENOMEM;
-    w->segs[w->nsegs++] =
-        (struct seg_ent){.seq = seq, .last_lsn = i < n ? last[i] : 0};
+    struct seg_ent e = {.seq = seq, .last_lsn = i < n ? last[i] : 0};
+    if (e.last_lsn) {
+      e.first_lsn = first;
+      first = e.last_lsn + 1;
+    } else if (seq == w->seq) {
+      e.first_lsn = next;
+    }
+    w->segs[w->nsegs++] = e;
   }
   w->st.segments = w->nsegs;
   return 0;
@@ -1319,13 +1550,14 @@ static int recover(struct wal *w, uint64_t start_lsn, wal_apply_fn apply,
     rc = seg_drop(w, seqs, n, end_seq + 1, UINT64_MAX);
   }
   if (rc == 0) rc = seg_adopt(w, end_seq, end_off);
-  if (rc == 0) rc = segs_init(w, seqs, last, n);
+  if (rc == 0) rc = segs_init(w, seqs, last, n, res.first_lsn, top + 1);
   free(seqs);
   free(last);
   if (rc) return rc;
   w->st.recovered_records = rp.applied;
   w->last_lsn = w->written_lsn = w->durable_lsn = top;
   w->disk_next = top + 1;
+  w->disk_epoch = w->cfg.epoch;
   return 0;
 }
 
@@ -1356,6 +1588,7 @@ static int wal_alloc(const struct wal_config *cfg, struct wal **out) {
   w->dir = strdup(cfg->dir);
   w->end_len = frame_bound(0);
   w->fd = w->spare_fd = -1;
+  w->retain_floor = UINT64_MAX;
   pthread_condattr_t ca;
   pthread_condattr_init(&ca);
   pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -1433,6 +1666,7 @@ void wal_close(struct wal *w) {
   w->stop = 1;
   pthread_cond_broadcast(&w->log_cv);
   pthread_cond_broadcast(&w->writer_cv);
+  pthread_cond_broadcast(&w->done_cv); /* wal_wait_written */
   unlock(&w->mu);
   if (w->thread_started) pthread_join(w->thread, NULL);
   wal_free(w);
@@ -1568,11 +1802,19 @@ static int seg_retire(struct wal *w, uint64_t seq) {
   return 0;
 }
 
+void wal_retain(struct wal *w, uint64_t floor) {
+  __atomic_store_n(&w->retain_floor, floor, __ATOMIC_RELEASE);
+}
+
 int wal_release(struct wal *w, uint64_t lsn) {
+  uint64_t floor = __atomic_load_n(&w->retain_floor, __ATOMIC_ACQUIRE);
   lock(&w->seg_mu);
   size_t k = 0;
-  /* The current segment (last) is never released. */
-  while (k + 1 < w->nsegs && w->segs[k].last_lsn < lsn) k++;
+  /* The current segment (last) is never released, nor one that holds an
+   * LSN above the followers' floor. */
+  while (k + 1 < w->nsegs && w->segs[k].last_lsn < lsn &&
+         w->segs[k].last_lsn <= floor)
+    k++;
   int rc = 0;
   for (size_t i = 0; i < k; i++) {
     int r = seg_retire(w, w->segs[i].seq);
@@ -1589,4 +1831,343 @@ int wal_release(struct wal *w, uint64_t lsn) {
   unlock(&w->mu);
   unlock(&w->seg_mu);
   return rc;
+}
+
+/* ------------------------------------------------------------------------
+ * Cursors: whole frames read back for the replication sender.
+ *
+ * A cursor keeps (segment, offset, expected LSN) and a window of the
+ * segment read with pread.  Bytes of the window are trusted only up to
+ * what was written when it was read (win_written is sampled before the
+ * read), so a cursor that keeps up reads each byte about once, and a
+ * frame is never handed out before the log thread has finished writing
+ * it.  Every frame handed out has the expected first LSN and a verified
+ * checksum, so a segment recycled under the cursor is noticed (its bytes
+ * no longer match) and never yields wrong data.
+ * --------------------------------------------------------------------- */
+
+#define CURSOR_READ_BYTES (64u * 1024u) /* one pread of the window */
+
+struct wal_cursor {
+  struct wal *w;
+  uint64_t seq, off;   /* where the next frame (or the END before it) is */
+  uint64_t expect;     /* first LSN of the next frame */
+  int fd;              /* segment seq; -1: not open yet */
+  unsigned char *buf;  /* bytes [win_off, win_off + win_len) of seq */
+  size_t cap, win_len;
+  uint64_t win_off, win_written;
+  unsigned char *scratch; /* decompressed payloads, for the check */
+  size_t scratch_cap;
+};
+
+static uint64_t written_now(struct wal *w) {
+  lock(&w->mu);
+  uint64_t lsn = w->written_lsn;
+  unlock(&w->mu);
+  return lsn;
+}
+
+/* Is segment seq live?  If after is set, also find the first live one
+ * after it: *next and its first LSN (0 if none). */
+static int seg_lookup(struct wal *w, uint64_t seq, uint64_t *next,
+                      uint64_t *next_first) {
+  lock(&w->seg_mu);
+  int live = 0;
+  if (next) *next = *next_first = 0;
+  for (size_t i = 0; i < w->nsegs; i++) {
+    if (w->segs[i].seq == seq) live = 1;
+    if (next && w->segs[i].seq > seq) {
+      *next = w->segs[i].seq;
+      *next_first = w->segs[i].first_lsn;
+      break;
+    }
+  }
+  unlock(&w->seg_mu);
+  return live;
+}
+
+/* The bytes at the cursor are not what the log holds there: recycled or
+ * released under it (CAIRN_ENOTFOUND), or damaged (CAIRN_ECORRUPT). */
+static int cur_lost(struct wal_cursor *c, const char *why) {
+  if (!seg_lookup(c->w, c->seq, NULL, NULL)) return CAIRN_ENOTFOUND;
+  char path[WAL_PATH_MAX];
+  wal_segment_path(c->w->dir, c->seq, path);
+  log_error(c->w->log, "%s: offset %" PRIu64 ": %s where the written log "
+            "holds LSN %" PRIu64, path, c->off, why, c->expect);
+  return CAIRN_ECORRUPT;
+}
+
+static void cur_leave(struct wal_cursor *c, uint64_t seq) {
+  if (c->fd >= 0) close(c->fd);
+  c->fd = -1;
+  c->seq = seq;
+  c->off = 0;
+  c->win_len = 0;
+}
+
+/* Read the window at off: at least need bytes unless the file ends. */
+static int cur_fill(struct wal_cursor *c, uint64_t off, size_t need) {
+  if (c->fd < 0) {
+    char path[WAL_PATH_MAX];
+    wal_segment_path(c->w->dir, c->seq, path);
+    c->fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (c->fd < 0) return errno == ENOENT ? CAIRN_ENOTFOUND : -errno;
+  }
+  size_t want = MAX(need, (size_t)CURSOR_READ_BYTES);
+  if (grow((void **)&c->buf, &c->cap, want, 1) != 0) return CAIRN_ENOMEM;
+  c->win_len = 0;
+  c->win_written = written_now(c->w);
+  size_t got = 0;
+  unsigned eintr = 0;
+  /* Each pass reads at least a byte or leaves. */
+  while (got < want) {
+    ssize_t k = pread(c->fd, c->buf + got, want - got, (off_t)(off + got));
+    if (k < 0 && errno == EINTR && ++eintr < EINTR_MAX) continue;
+    if (k < 0) return -errno;
+    if (k == 0) break;
+    got += (size_t)k;
+  }
+  c->win_off = off;
+  c->win_len = got;
+  return 0;
+}
+
+/* n bytes at off from the window, re-read unless it holds them as written
+ * at LSN fresh or later; NULL if the file ends first (or an error in
+ * *rc). */
+static const unsigned char *cur_bytes(struct wal_cursor *c, uint64_t off,
+                                      size_t n, uint64_t fresh, int *rc) {
+  *rc = 0;
+  if (c->win_written < fresh || off < c->win_off ||
+      off - c->win_off + n > c->win_len) {
+    if ((*rc = cur_fill(c, off, n)) != 0) return NULL;
+  }
+  if (off - c->win_off + n > c->win_len) return NULL;
+  return c->buf + (off - c->win_off);
+}
+
+enum { CUR_FRAME, CUR_END, CUR_NONE, CUR_BAD };
+
+/* What is at the cursor: CUR_FRAME (header in h; if whole, the whole
+ * frame at *p), CUR_END, CUR_NONE (zeros or the end of the file), CUR_BAD
+ * (*why says what), or an error. */
+static int cur_frame_at(struct wal_cursor *c, uint64_t fresh, int whole,
+                        struct frame_hdr *h, const unsigned char **p,
+                        const char **why) {
+  int rc;
+  const unsigned char *b = cur_bytes(c, c->off, 4, fresh, &rc);
+  if (!b || get_u32(b) == 0) return rc ? rc : CUR_NONE;
+  b = cur_bytes(c, c->off, FRAME_HDR_BYTES, fresh, &rc);
+  if (!b) {
+    *why = "truncated header";
+    return rc ? rc : CUR_BAD;
+  }
+  if (frame_hdr_decode(b, FRAME_HDR_BYTES, h, why) != 0) return CUR_BAD;
+  if (h->flags & FRAME_F_END) return CUR_END;
+  if (!whole) return CUR_FRAME;
+  *p = cur_bytes(c, c->off, frame_len(h), fresh, &rc);
+  if (!*p) {
+    *why = "frame runs past the end of the file";
+    return rc ? rc : CUR_BAD;
+  }
+  return CUR_FRAME;
+}
+
+/* The segment the cursor is in has no more frames: go on in the next live
+ * one, which must begin at the expected LSN. */
+static int cur_advance(struct wal_cursor *c, const char *why) {
+  uint64_t next, first;
+  seg_lookup(c->w, c->seq, &next, &first);
+  if (!next || first != c->expect) return cur_lost(c, why);
+  cur_leave(c, next);
+  return 0;
+}
+
+/* Walk the headers of the chosen segment (its first frame at LSN chain)
+ * up to the frame that begins at c->expect.  written: sampled before the
+ * segment was chosen. */
+static int cur_seek(struct wal_cursor *c, uint64_t chain, uint64_t written) {
+  /* Each pass moves past a frame, within one segment's bounded size. */
+  while (chain < c->expect) {
+    struct frame_hdr h;
+    const unsigned char *p = NULL;
+    const char *why = "end of data";
+    int at = cur_frame_at(c, written, 0, &h, &p, &why);
+    if (at < 0) return at;
+    if (at != CUR_FRAME || h.first_lsn != chain)
+      return cur_lost(c, at == CUR_FRAME ? "LSN mismatch" : why);
+    if (h.last_lsn >= c->expect) return CAIRN_ENOTFOUND; /* inside it */
+    c->off += frame_len(&h);
+    chain = h.last_lsn + 1;
+  }
+  return 0;
+}
+
+int wal_cursor_open(struct wal *w, uint64_t from, struct wal_cursor **out) {
+  uint64_t written = written_now(w);
+  if (from > written) return CAIRN_EINVAL;
+  struct wal_cursor *c = calloc(1, sizeof *c);
+  if (!c) return CAIRN_ENOMEM;
+  c->w = w;
+  c->fd = -1;
+  c->expect = from + 1;
+  /* The last segment whose first LSN is at or below the one wanted. */
+  uint64_t seq = 0, first = 0;
+  lock(&w->seg_mu);
+  for (size_t i = 0; i < w->nsegs; i++) {
+    if (w->segs[i].first_lsn && w->segs[i].first_lsn <= c->expect) {
+      seq = w->segs[i].seq;
+      first = w->segs[i].first_lsn;
+    }
+  }
+  unlock(&w->seg_mu);
+  int rc = first ? 0 : CAIRN_ENOTFOUND;
+  if (rc == 0) {
+    cur_leave(c, seq);
+    rc = cur_seek(c, first, written);
+  }
+  if (rc) {
+    wal_cursor_close(c);
+    return rc;
+  }
+  *out = c;
+  return 0;
+}
+
+/* Check the frame at p (header h) and step past it. */
+static int cur_take(struct wal_cursor *c, const unsigned char *p,
+                    const struct frame_hdr *h) {
+  const void *raw;
+  const char *why = NULL;
+  if (grow((void **)&c->scratch, &c->scratch_cap, h->raw_len, 1) != 0)
+    return CAIRN_ENOMEM;
+  if (frame_payload(p, h, c->scratch, &raw, &why) != 0)
+    return cur_lost(c, why);
+  c->off += frame_len(h);
+  c->expect = h->last_lsn + 1;
+  return 0;
+}
+
+int wal_cursor_next(struct wal_cursor *c, const void **frame, size_t *len,
+                    struct frame_hdr *hout) {
+  uint64_t written = written_now(c->w);
+  if (c->expect > written) return 0;
+  /* Each pass hands out a frame or moves to a later live segment. */
+  for (unsigned hops = 0; hops <= SEGMENTS_MAX; hops++) {
+    struct frame_hdr h;
+    const unsigned char *p = NULL;
+    const char *why = "end of data";
+    int at = cur_frame_at(c, c->expect, 1, &h, &p, &why);
+    if (at < 0) return at;
+    if (at == CUR_FRAME && h.first_lsn == c->expect) {
+      if (h.last_lsn > written) return 0; /* not whole on disk yet */
+      int rc = cur_take(c, p, &h);
+      if (rc) return rc;
+      *frame = p;
+      *len = frame_len(&h);
+      if (hout) *hout = h;
+      return 1;
+    }
+    /* The data of this segment ends here (a lower LSN is stale data of a
+     * recycled segment): the log goes on in the next one. */
+    if (at == CUR_END || at == CUR_NONE ||
+        (at == CUR_FRAME && h.first_lsn < c->expect)) {
+      int rc = cur_advance(c, at == CUR_FRAME ? "stale frame" : why);
+      if (rc) return rc;
+      continue;
+    }
+    return cur_lost(c, at == CUR_FRAME ? "LSN gap" : why);
+  }
+  return CAIRN_ECORRUPT;
+}
+
+void wal_cursor_close(struct wal_cursor *c) {
+  if (!c) return;
+  if (c->fd >= 0) close(c->fd);
+  free(c->buf);
+  free(c->scratch);
+  free(c);
+}
+
+/* ------------------------------------------------------------------------
+ * Cutting a divergent tail (offline).
+ * --------------------------------------------------------------------- */
+
+struct cut {
+  uint64_t lsn, frames;
+  int found;
+  uint64_t seq, off; /* where the first frame past lsn is */
+  char path[WAL_PATH_MAX];
+  uint64_t records, bytes;
+};
+
+static int cut_frame(void *arg, const char *path, uint64_t offset,
+                     const struct frame_hdr *h, const void *raw) {
+  (void)raw;
+  struct cut *k = arg;
+  if (!k->found && h->last_lsn > k->lsn) {
+    /* Below the whole log is fine (it all goes); inside a frame is not. */
+    int first_of_log = k->frames == 0 && h->first_lsn > k->lsn;
+    if (h->first_lsn != k->lsn + 1 && !first_of_log) return CAIRN_EINVAL;
+    const char *base = strrchr(path, '/');
+    if (!seg_name(base ? base + 1 : path, &k->seq)) return CAIRN_EINVAL;
+    k->found = 1;
+    k->off = offset;
+    snprintf(k->path, sizeof k->path, "%s", path);
+  }
+  k->frames++;
+  if (k->found) {
+    k->records += h->last_lsn - h->first_lsn + 1;
+    k->bytes += frame_len(h);
+  }
+  return 0;
+}
+
+/* Zero the cut segment from the cut on, delete every later segment. */
+static int cut_apply(const char *dir, const struct logger *log,
+                     const struct cut *k, const uint64_t *seqs, size_t n) {
+  int rc = seg_zero(dir, log, k->seq, k->off);
+  for (size_t i = 0; i < n && rc == 0; i++) {
+    if (seqs[i] <= k->seq) continue;
+    char path[WAL_PATH_MAX];
+    wal_segment_path(dir, seqs[i], path);
+    if (sys_ops.unlink(path) != 0 && errno != ENOENT) rc = -errno;
+  }
+  if (rc == 0) rc = sys_fsync_dir(dir);
+  return rc;
+}
+
+int wal_truncate_after(const char *dir, uint64_t lsn,
+                       const struct logger *log, uint64_t *cut_records,
+                       uint64_t *cut_bytes) {
+  if (!dir || !*dir) return CAIRN_EINVAL;
+  struct cut k = {.lsn = lsn};
+  struct wal_scan_result res;
+  uint64_t *seqs = NULL, *last = NULL;
+  size_t n = 0;
+  int rc = scan_dir(dir, cut_frame, &k, &res, &seqs, &last, &n);
+  if (rc == CAIRN_EINVAL)
+    log_error(log, "%s: cannot cut the log after LSN %" PRIu64 ": that LSN "
+              "is inside a frame", dir, lsn);
+  if (rc == 0 && res.corrupt && !k.found) {
+    char path[WAL_PATH_MAX];
+    wal_segment_path(dir, res.corrupt_seq, path);
+    log_error(log, "%s: offset %" PRIu64 ": %s (corruption in mid-log "
+              "before LSN %" PRIu64 ")", path, res.corrupt_offset, res.why,
+              lsn);
+    rc = CAIRN_ECORRUPT;
+  }
+  if (rc == 0 && k.found) {
+    rc = cut_apply(dir, log, &k, seqs, n);
+    if (rc == 0)
+      log_warn(log, "%s: offset %" PRIu64 ": cut the log after LSN %" PRIu64
+               ": %" PRIu64 " records, %" PRIu64 " bytes removed", k.path,
+               k.off, lsn, k.records, k.bytes);
+  }
+  free(seqs);
+  free(last);
+  if (rc) return rc;
+  if (cut_records) *cut_records = k.found ? k.records : 0;
+  if (cut_bytes) *cut_bytes = k.found ? k.bytes : 0;
+  return 0;
 }

@@ -13,6 +13,10 @@
  * space (or a frame whose LSN is below the expected one, in a recycled
  * segment) marks the end of the log.
  *
+ * A follower's log is fed whole frames from its leader instead
+ * (wal_append_frame), written unchanged; cursors read frames back as they
+ * are on disk for the replication sender (wal_cursor_*).
+ *
  * Positions: last_lsn (handed out) >= written_lsn >= durable_lsn.
  */
 #ifndef CAIRN_WAL_H
@@ -153,5 +157,92 @@ int wal_scan(const char *dir, wal_frame_fn fn, void *arg,
 /* The path of segment seq in dir, into buf (at least WAL_PATH_MAX). */
 #define WAL_PATH_MAX 4096
 void wal_segment_path(const char *dir, uint64_t seq, char *buf);
+
+/* ------------------------------------------------------------------------
+ * Replication: a follower's log fed with a leader's frames, and cursors
+ * that read whole frames back for the sender.
+ * --------------------------------------------------------------------- */
+
+/* wal_append_frame - queue one frame received from a leader, to be written
+ * unchanged as the log's next frame.  frame is one whole frame as
+ * frame_encode() made it (header, stored payload, zero padding), len ==
+ * frame_len() of its header.  It must be valid (checksum, records), carry
+ * records, not be an END frame, begin at wal_last_lsn() + 1 and carry an
+ * epoch at or above the log's.  Then wal_last_lsn() becomes its last LSN
+ * and the log's epoch its epoch (later END frames and wal_stats carry
+ * it).  The log thread writes queued frames with one write and one
+ * fdatasync for as many as fit, and always fdatasyncs them.  If done is
+ * set, it is called exactly once from the log thread with the frame's
+ * last LSN, when the frame is fdatasynced (rc 0) or failed.
+ * Like wal_reserve it may wait for buffer room (and for records appended
+ * with wal_append, or reserved, to be flushed first: a log takes records
+ * or leader frames, one kind at a time), never for I/O on the frame
+ * itself.  Verifying the frame costs a decompression; it is done before
+ * any lock is taken.
+ * Errors (nothing changes): CAIRN_ECORRUPT (a bad frame), CAIRN_EINVAL
+ * (wrong first LSN, older epoch), CAIRN_ENOMEM, CAIRN_EFULL, CAIRN_EIO,
+ * CAIRN_ECLOSING; done is then never called. */
+int wal_append_frame(struct wal *w, const void *frame, size_t len,
+                     cairn_done_fn done, void *done_arg);
+
+/* wal_set_epoch - frames written from now on carry epoch (a follower
+ * promoted to leader); wal_stats().epoch reports it.  Records already
+ * appended but not yet framed carry it too. */
+void wal_set_epoch(struct wal *w, uint64_t epoch);
+
+/* wal_retain - keep, through wal_release, every segment that holds an LSN
+ * above floor (the oldest position a follower still needs).  UINT64_MAX,
+ * the initial value, means no floor.  Takes effect at the next
+ * wal_release; never waits. */
+void wal_retain(struct wal *w, uint64_t floor);
+
+/* wal_wait_written - block until the written LSN is above lsn, timeout_ms
+ * has passed, or the log is closing or failed; return the written LSN. */
+uint64_t wal_wait_written(struct wal *w, uint64_t lsn, unsigned timeout_ms);
+
+/* A reader of whole frames, as they are on disk.  One cursor belongs to
+ * one thread at a time; any number may be open, alongside writers, the
+ * log thread and wal_release.  Cursors read with pread on their own file
+ * descriptors and take the log's locks only for a moment.  All of them
+ * must be closed before wal_close. */
+struct wal_cursor;
+
+/* wal_cursor_open - a cursor whose first frame begins at LSN from + 1.
+ * from may equal the written LSN (then nothing comes until more is
+ * written).  Finding the place reads the headers of one segment.
+ * Errors: CAIRN_EINVAL (from above the written LSN), CAIRN_ENOTFOUND (the
+ * log no longer, or never, held LSN from + 1, or it lies inside a frame
+ * rather than at a frame's start), CAIRN_ECORRUPT (the segment to read is
+ * damaged), CAIRN_ENOMEM, -errno. */
+int wal_cursor_open(struct wal *w, uint64_t from, struct wal_cursor **out);
+
+/* wal_cursor_next - the next frame, if it is written: 1 with *frame, *len
+ * (header through padding, exactly as on disk; checksum and records
+ * verified) and, if h is set, its decoded header; 0 when no further frame
+ * is written yet.  END frames are skipped; the cursor follows the log from
+ * segment to segment.  *frame stays valid until the next call on c or
+ * wal_cursor_close.
+ * Errors: CAIRN_ENOTFOUND (the segment it needs was recycled or released
+ * meanwhile: the follower needs a full sync), CAIRN_ECORRUPT (a damaged
+ * frame below the written LSN), CAIRN_ENOMEM, -errno.  After an error the
+ * cursor can only be closed. */
+int wal_cursor_next(struct wal_cursor *c, const void **frame, size_t *len,
+                    struct frame_hdr *h);
+
+/* wal_cursor_close - NULL is fine. */
+void wal_cursor_close(struct wal_cursor *c);
+
+/* wal_truncate_after - remove every record above lsn from the log in dir,
+ * which must not be open: the frame that begins at lsn + 1 and everything
+ * after it in its segment are zeroed, later segments deleted, all durably.
+ * wal_open then sees a log that ends at lsn (an empty one if lsn is below
+ * its first record).  A log that ends at or below lsn is left as it is.
+ * Logs (warning) what was cut, and where.  *cut_records and *cut_bytes
+ * (either may be NULL) get the records and frame bytes removed.
+ * Errors: CAIRN_EINVAL (lsn + 1 is inside a frame), CAIRN_ECORRUPT
+ * (mid-log corruption before the log passes lsn), CAIRN_ENOMEM, -errno. */
+int wal_truncate_after(const char *dir, uint64_t lsn,
+                       const struct logger *log, uint64_t *cut_records,
+                       uint64_t *cut_bytes);
 
 #endif /* CAIRN_WAL_H */
