@@ -540,6 +540,19 @@ size_t store_klen_max(const struct store *s, size_t ns_len) {
 }
 
 /* ------------------------------------------------------------------------
+ * A consistent copy of the whole environment, for a follower's full sync.
+ * --------------------------------------------------------------------- */
+
+int store_copy_fd(struct store *s, int fd) {
+  /* The copy runs its own read transaction, so the map must not be
+   * resized meanwhile: a checkpoint that needs to grow the map waits. */
+  pthread_rwlock_rdlock(&s->map_lock);
+  int rc = mdb_env_copyfd2(s->env, fd, MDB_CP_COMPACT);
+  pthread_rwlock_unlock(&s->map_lock);
+  return rc ? store_err(s, rc, "copy") : 0;
+}
+
+/* ------------------------------------------------------------------------
  * Reading: one short read transaction per call.
  * --------------------------------------------------------------------- */
 
@@ -1231,4 +1244,261 @@ int store_snapshot(struct store *s, store_snap_fn fn, void *arg,
   }
   read_end(s, txn);
   return rc;
+}
+
+/* ------------------------------------------------------------------------
+ * Bulk loading an empty store (cairn-restore).
+ *
+ * Entries come in data-key order and go in with MDB_APPEND, which skips
+ * the search of an ordinary put and fills each page before starting the
+ * next; no old value is read, since the store starts empty.  The expiry
+ * index has another order: its keys are kept in memory and appended,
+ * sorted, at commit.  The load commits every LOAD_TXN_BYTES (LMDB caps
+ * the pages one txn dirties) without syncing, and syncs once at the end.
+ * A put that fills the map grows it as txn_run does: the txn is rebuilt
+ * from copies of what it applied since its last commit, kept in redo (at
+ * most LOAD_TXN_BYTES and one entry).
+ * --------------------------------------------------------------------- */
+
+#define LOAD_TXN_BYTES (64u << 20)
+#define LOAD_REC_HDR 9u /* u8 database, u32 klen, u32 vlen */
+
+enum { LOAD_DATA, LOAD_EXPIRY, LOAD_META };
+
+struct store_load {
+  struct store_txn *t;      /* the writer and its LMDB txn */
+  uint8_t last[STORE_KEY_BUF];
+  size_t last_len;          /* the previous data key; 0 before the first */
+  uint8_t *redo;            /* LOAD_REC_HDR, key, value; since the commit */
+  size_t redo_len, redo_cap;
+  uint8_t *ekeys;           /* expiry keys, each after its u16 length */
+  size_t ekeys_len, ekeys_cap;
+  size_t *eoff;             /* where each expiry key starts in ekeys */
+  size_t neoff, eoff_cap;
+};
+
+static int load_room(uint8_t **buf, size_t *cap, size_t len, size_t more) {
+  if (len + more <= *cap) return 0;
+  size_t c = *cap ? *cap : 1u << 20;
+  while (c < len + more) c *= 2;
+  uint8_t *p = realloc(*buf, c);
+  if (!p) return CAIRN_ENOMEM;
+  *buf = p;
+  *cap = c;
+  return 0;
+}
+
+/* Apply the redo record at off; returns LMDB's code, *next its end. */
+static int load_apply(struct store_load *l, size_t off, size_t *next) {
+  struct store *s = l->t->s;
+  const uint8_t *p = l->redo + off;
+  uint32_t kl = get_u32(p + 1), vl = get_u32(p + 5);
+  MDB_val k = {.mv_size = kl, .mv_data = (void *)(p + LOAD_REC_HDR)};
+  MDB_val d = {.mv_size = vl, .mv_data = (void *)(p + LOAD_REC_HDR + kl)};
+  MDB_dbi dbi = p[0] == LOAD_DATA ? s->data
+                : p[0] == LOAD_EXPIRY ? s->expiry : s->meta;
+  *next = off + LOAD_REC_HDR + kl + vl;
+  return mdb_put(l->t->txn, dbi, &k, &d, p[0] == LOAD_META ? 0 : MDB_APPEND);
+}
+
+/* Apply the redo records from off on; on a full map, grow it and apply
+ * them all again in a new txn (bounded: each pass doubles the map or
+ * fails at its cap). */
+static int load_run(struct store_load *l, size_t off) {
+  struct store_txn *t = l->t;
+  if (t->err) return t->err;
+  int rc = 0;
+  for (;;) {
+    while (rc == 0 && off < l->redo_len) rc = load_apply(l, off, &off);
+    if (rc != MDB_MAP_FULL) break;
+    int err = txn_grow(t);
+    if (err) return t->err = err;
+    off = 0;
+    rc = 0;
+  }
+  return rc ? (t->err = store_err(t->s, rc, "load")) : 0;
+}
+
+/* Make room for one record at the end of redo and write its header and
+ * key; *vdst gets where its vlen value bytes go.  The caller fills them,
+ * adds the record's length to redo_len and applies it with load_run. */
+static int load_add(struct store_load *l, int db, const void *key,
+                    size_t klen, size_t vlen, uint8_t **vdst) {
+  int rc = load_room(&l->redo, &l->redo_cap, l->redo_len,
+                     LOAD_REC_HDR + klen + vlen);
+  if (rc) return l->t->err = rc;
+  uint8_t *p = l->redo + l->redo_len;
+  p[0] = (uint8_t)db;
+  put_u32(p + 1, (uint32_t)klen);
+  put_u32(p + 5, (uint32_t)vlen);
+  memcpy(p + LOAD_REC_HDR, key, klen);
+  *vdst = p + LOAD_REC_HDR + klen;
+  return 0;
+}
+
+/* Commit what the txn holds (unsynced: the env has MDB_NOSYNC) and begin
+ * the next one, if next. */
+static int load_commit_txn(struct store_load *l, int next) {
+  struct store_txn *t = l->t;
+  int rc;
+  for (;;) { /* bounded as load_run */
+    rc = mdb_txn_commit(t->txn);
+    t->txn = NULL; /* freed by LMDB whether or not it committed */
+    if (rc != MDB_MAP_FULL) break;
+    int err = txn_grow(t);
+    if (!err) err = load_run(l, 0);
+    if (err) return t->err = err;
+  }
+  if (rc) return t->err = store_err(t->s, rc, "load commit");
+  l->redo_len = 0;
+  if (next && (rc = mdb_txn_begin(t->s->env, NULL, 0, &t->txn)) != 0) {
+    t->txn = NULL;
+    return t->err = store_err(t->s, rc, "begin");
+  }
+  return 0;
+}
+
+int store_load_begin(struct store *s, struct store_load **out) {
+  cairn_assert(s && out);
+  struct store_load *l = calloc(1, sizeof *l);
+  if (!l) return CAIRN_ENOMEM;
+  int rc = store_begin(s, &l->t);
+  if (rc) {
+    free(l);
+    return rc;
+  }
+  MDB_stat d, e;
+  rc = mdb_stat(l->t->txn, s->data, &d);
+  if (!rc) rc = mdb_stat(l->t->txn, s->expiry, &e);
+  if (!rc) rc = mdb_env_set_flags(s->env, MDB_NOSYNC, 1);
+  if (rc) rc = store_err(s, rc, "load begin");
+  else if (d.ms_entries || e.ms_entries) rc = CAIRN_EINVAL;
+  if (rc) {
+    store_abort(l->t);
+    free(l);
+    return rc;
+  }
+  *out = l;
+  return 0;
+}
+
+static int load_dkey_cmp(const uint8_t *a, size_t alen, const uint8_t *b,
+                         size_t blen) {
+  int c = memcmp(a, b, MIN(alen, blen));
+  return c ? c : (alen < blen ? -1 : alen > blen);
+}
+
+/* Keep the expiry key of an entry, for store_load_commit. */
+static int load_ekey(struct store_load *l, int64_t deadline, const MDB_val *dk) {
+  if (l->neoff == l->eoff_cap) {
+    size_t c = l->eoff_cap ? l->eoff_cap * 2 : 4096;
+    size_t *p = realloc(l->eoff, c * sizeof *p);
+    if (!p) return CAIRN_ENOMEM;
+    l->eoff = p;
+    l->eoff_cap = c;
+  }
+  int rc = load_room(&l->ekeys, &l->ekeys_cap, l->ekeys_len,
+                     2 + EKEY_PREFIX + dk->mv_size);
+  if (rc) return rc;
+  uint8_t *p = l->ekeys + l->ekeys_len;
+  MDB_val ek = ekey_make(p + 2, deadline, dk);
+  p[0] = (uint8_t)ek.mv_size;
+  p[1] = (uint8_t)(ek.mv_size >> 8);
+  l->eoff[l->neoff++] = l->ekeys_len;
+  l->ekeys_len += 2 + ek.mv_size;
+  return 0;
+}
+
+int store_load_put(struct store_load *l, const char *ns, size_t ns_len,
+                   unsigned shard, uint32_t h32, const void *key, size_t klen,
+                   const struct store_val *v) {
+  cairn_assert(l && v && klen >= 1 && v->len <= VALUE_MAX);
+  struct store_txn *t = l->t;
+  if (t->err) return t->err;
+  if (klen > KEY_MAX) return CAIRN_EINVAL;
+  struct dkey dk = {ns, ns_len, shard, h32, key, klen};
+  uint8_t kb[STORE_KEY_BUF];
+  size_t kl = dkey_encode(kb, &dk);
+  if (l->last_len && load_dkey_cmp(kb, kl, l->last, l->last_len) <= 0)
+    return CAIRN_EEXISTS;
+  size_t lklen = key_is_long(ns_len, klen) ? klen : 0, at = l->redo_len;
+  uint8_t *vdst;
+  int rc = load_add(l, LOAD_DATA, kb, kl, val_len(v, lklen), &vdst);
+  if (rc) return rc;
+  val_encode(vdst, v, key, lklen);
+  l->redo_len += LOAD_REC_HDR + kl + val_len(v, lklen);
+  if ((rc = load_run(l, at)) != 0) return rc;
+  memcpy(l->last, kb, kl);
+  l->last_len = kl;
+  int64_t deadline = val_deadline(v);
+  MDB_val dkv = {.mv_size = kl, .mv_data = kb};
+  if (deadline && (rc = load_ekey(l, deadline, &dkv)) != 0)
+    return t->err = rc;
+  return l->redo_len >= LOAD_TXN_BYTES ? load_commit_txn(l, 1) : 0;
+}
+
+static int load_ekey_cmp(const void *a, const void *b, void *arg) {
+  const uint8_t *base = arg;
+  const uint8_t *x = base + *(const size_t *)a, *y = base + *(const size_t *)b;
+  return load_dkey_cmp(x + 2, x[0] | (size_t)x[1] << 8, y + 2,
+                       y[0] | (size_t)y[1] << 8);
+}
+
+/* Append the expiry index, sorted. */
+static int load_expiry(struct store_load *l) {
+  if (l->neoff)
+    qsort_r(l->eoff, l->neoff, sizeof *l->eoff, load_ekey_cmp, l->ekeys);
+  for (size_t i = 0; i < l->neoff; i++) {
+    const uint8_t *p = l->ekeys + l->eoff[i];
+    size_t at = l->redo_len;
+    uint8_t *vdst;
+    int rc = load_add(l, LOAD_EXPIRY, p + 2, p[0] | (size_t)p[1] << 8, 0,
+                      &vdst);
+    if (rc) return rc;
+    l->redo_len += LOAD_REC_HDR + (p[0] | (size_t)p[1] << 8);
+    if ((rc = load_run(l, at)) != 0) return rc;
+    if (l->redo_len >= LOAD_TXN_BYTES && (rc = load_commit_txn(l, 1)) != 0)
+      return rc;
+  }
+  return 0;
+}
+
+static int load_meta(struct store_load *l, const char *name, uint64_t val) {
+  uint8_t *vdst;
+  size_t at = l->redo_len;
+  int rc = load_add(l, LOAD_META, name, strlen(name), 8, &vdst);
+  if (rc) return rc;
+  put_u64(vdst, val);
+  l->redo_len += LOAD_REC_HDR + strlen(name) + 8;
+  return load_run(l, at);
+}
+
+int store_load_commit(struct store_load *l, uint64_t ckpt_lsn,
+                      uint64_t epoch) {
+  cairn_assert(l);
+  struct store *s = l->t->s;
+  int rc = l->t->err;
+  if (!rc) rc = load_expiry(l);
+  if (!rc) rc = load_meta(l, "ckpt_lsn", ckpt_lsn);
+  if (!rc) rc = load_meta(l, "epoch", epoch);
+  if (!rc) rc = load_commit_txn(l, 0);
+  int e = mdb_env_set_flags(s->env, MDB_NOSYNC, 0);
+  if (!rc && !e) e = mdb_env_sync(s->env, 1);
+  if (!rc && e) rc = store_err(s, e, "load sync");
+  if (!rc) {
+    __atomic_store_n(&s->ckpt_lsn, ckpt_lsn, __ATOMIC_RELEASE);
+    __atomic_store_n(&s->epoch, epoch, __ATOMIC_RELEASE);
+  }
+  store_load_abort(l);
+  return rc;
+}
+
+void store_load_abort(struct store_load *l) {
+  if (!l) return;
+  mdb_env_set_flags(l->t->s->env, MDB_NOSYNC, 0);
+  store_abort(l->t);
+  free(l->redo);
+  free(l->ekeys);
+  free(l->eoff);
+  free(l);
 }

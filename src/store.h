@@ -218,6 +218,12 @@ typedef void (*store_problem_fn)(void *arg, const char *msg);
 int store_verify(struct store *s, store_problem_fn fn, void *arg,
                  struct store_verify_result *out);
 
+/* store_copy_fd - write a consistent copy of the environment's data file
+ * (compacted, as of one read transaction, with the checkpoint LSN it
+ * holds) to fd, which may be a pipe.  A checkpoint that must grow the map
+ * waits for it.  Errors: CAIRN_EIO, -errno. */
+int store_copy_fd(struct store *s, int fd);
+
 /* store_snapshot - visit every entry of every namespace in data-key order
  * inside one read transaction: a consistent image of the last committed
  * checkpoint, whose LSN and epoch go to *ckpt_lsn and *epoch before the
@@ -233,5 +239,38 @@ typedef int (*store_snap_fn)(void *arg, const char *ns, size_t ns_len,
                              const struct store_val *v);
 int store_snapshot(struct store *s, store_snap_fn fn, void *arg,
                    uint64_t *ckpt_lsn, uint64_t *epoch);
+
+/* ------------------------------------------------------------------------
+ * Bulk loading an empty store (cairn-restore).
+ * --------------------------------------------------------------------- */
+
+struct store_load;
+
+/* store_load_begin - start loading s, which must hold no entry, in
+ * data-key order.  Holds the store's one writer until commit or abort.
+ * Errors: CAIRN_EINVAL (s is not empty), CAIRN_ENOMEM, CAIRN_EIO. */
+int store_load_begin(struct store *s, struct store_load **out);
+
+/* store_load_put - add one entry, whose data key must sort after the
+ * previous one's (so the entries of a scan, of store_snapshot or of a
+ * dump written by cairn-dump come in the right order).  Entries go in with
+ * MDB_APPEND and no lookup; the expiry index is built at commit.
+ * Errors: CAIRN_EEXISTS (the key does not sort after the previous one:
+ * nothing is put, and the load lives on), CAIRN_EINVAL (klen over
+ * CAIRN_KEY_MAX: nothing is put), CAIRN_EFULL, CAIRN_ENOMEM, CAIRN_EIO
+ * (after these only store_load_abort is allowed). */
+int store_load_put(struct store_load *l, const char *ns, size_t ns_len,
+                   unsigned shard, uint32_t h32, const void *key, size_t klen,
+                   const struct store_val *v);
+
+/* store_load_commit - write the expiry index, record ckpt_lsn and epoch,
+ * commit and sync (once: the load's own commits do not sync).  Frees l
+ * either way.  Errors: CAIRN_EFULL, CAIRN_ENOMEM, CAIRN_EIO. */
+int store_load_commit(struct store_load *l, uint64_t ckpt_lsn,
+                      uint64_t epoch);
+
+/* Give up: what was committed by the load stays (it is not synced); the
+ * caller discards the store.  NULL is fine. */
+void store_load_abort(struct store_load *l);
 
 #endif /* CAIRN_STORE_H */
