@@ -53,6 +53,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cairn.h"
 #include "compress.h"
@@ -97,37 +98,54 @@ static uint64_t blk_checksum(const uint8_t *hdr, const void *payload,
 
 struct dump_writer {
   FILE *f;
-  hash_stream *file_hash;
+  hash_stream *file_hash; /* NULL while the header is a placeholder */
+  struct dump_header hdr;
+  off_t start;           /* where the dump starts in f (DUMP_ENTRIES_LATER) */
   uint8_t *raw;          /* the block being built */
   size_t raw_len, raw_cap;
+  uint8_t *z;            /* its compressed form, reused from block to block */
+  size_t z_cap;
   uint32_t raw_entries;
   uint64_t promised, added, blocks, bytes;
 };
 
 static int w_write(struct dump_writer *w, const void *p, size_t n) {
   if (n && fwrite(p, 1, n, w->f) != n) return errno ? -errno : -EIO;
-  hash_stream_update(w->file_hash, p, n);
+  if (w->file_hash) hash_stream_update(w->file_hash, p, n);
   w->bytes += n;
   return 0;
 }
 
-int dump_writer_new(FILE *f, const struct dump_header *h,
-                    struct dump_writer **out) {
-  struct dump_writer *w = calloc(1, sizeof *w);
-  if (!w || !(w->file_hash = hash_stream_new())) {
-    free(w);
-    return CAIRN_ENOMEM;
-  }
-  w->f = f;
-  w->promised = h->entries;
-  uint8_t b[DUMP_HDR_BYTES] = {0};
+static void hdr_encode(uint8_t *b, const struct dump_header *h,
+                       uint64_t entries) {
+  memset(b, 0, DUMP_HDR_BYTES);
   memcpy(b, dump_magic, 8);
   put_u32(b + 8, DUMP_VERSION);
   put_u64(b + 16, h->lsn);
   put_u64(b + 24, h->epoch);
   put_u64(b + 32, (uint64_t)h->created_ms);
-  put_u64(b + 40, h->entries);
+  put_u64(b + 40, entries);
   put_u64(b + 56, hash_xxh64(b, 56));
+}
+
+int dump_writer_new(FILE *f, const struct dump_header *h,
+                    struct dump_writer **out) {
+  struct dump_writer *w = calloc(1, sizeof *w);
+  int later = h->entries == DUMP_ENTRIES_LATER;
+  if (!w || (!later && !(w->file_hash = hash_stream_new()))) {
+    free(w);
+    return CAIRN_ENOMEM;
+  }
+  w->f = f;
+  w->hdr = *h;
+  w->promised = h->entries;
+  if (later && (w->start = ftello(f)) < 0) {
+    int rc = -errno;
+    free(w);
+    return rc;
+  }
+  uint8_t b[DUMP_HDR_BYTES];
+  hdr_encode(b, h, later ? 0 : h->entries);
   int rc = w_write(w, b, sizeof b);
   if (rc) {
     dump_writer_free(w);
@@ -141,8 +159,13 @@ int dump_writer_new(FILE *f, const struct dump_header *h,
 static int w_flush_block(struct dump_writer *w) {
   if (!w->raw_entries) return 0;
   size_t bound = compress_bound(w->raw_len);
-  uint8_t *z = malloc(bound ? bound : 1);
-  if (!z) return CAIRN_ENOMEM;
+  if (bound > w->z_cap) {
+    free(w->z);
+    w->z_cap = 0;
+    if (!(w->z = malloc(bound ? bound : 1))) return CAIRN_ENOMEM;
+    w->z_cap = bound;
+  }
+  uint8_t *z = w->z;
   size_t zlen = compress_block(w->raw, w->raw_len, z, bound);
   int lz4 = zlen > 0 && zlen < w->raw_len;
   const void *payload = lz4 ? z : w->raw;
@@ -157,7 +180,6 @@ static int w_flush_block(struct dump_writer *w) {
   put_u64(b + 24, blk_checksum(b, payload, plen, &oom));
   int rc = oom ? CAIRN_ENOMEM : w_write(w, b, sizeof b);
   if (!rc) rc = w_write(w, payload, plen);
-  free(z);
   if (rc) return rc;
   w->blocks++;
   w->raw_len = 0;
@@ -204,8 +226,37 @@ int dump_writer_add(struct dump_writer *w, const struct dump_entry *e) {
   return 0;
 }
 
+/* DUMP_ENTRIES_LATER: rewrite the header with the count, then hash the
+ * file from its start, reading back what was written (from the page
+ * cache, at a small fraction of the cost of writing it). */
+static int w_patch_header(struct dump_writer *w) {
+  if (fflush(w->f) != 0) return errno ? -errno : -EIO;
+  int fd = fileno(w->f);
+  uint8_t b[DUMP_HDR_BYTES];
+  hdr_encode(b, &w->hdr, w->added);
+  if (pwrite(fd, b, sizeof b, w->start) != (ssize_t)sizeof b)
+    return errno ? -errno : -EIO;
+  if (!(w->file_hash = hash_stream_new())) return CAIRN_ENOMEM;
+  hash_stream_update(w->file_hash, b, sizeof b);
+  size_t cap = 1u << 20;
+  uint8_t *buf = malloc(cap);
+  if (!buf) return CAIRN_ENOMEM;
+  uint64_t off = DUMP_HDR_BYTES;
+  int rc = 0;
+  while (!rc && off < w->bytes) { /* bounded: each pass reads >= 1 byte */
+    size_t want = (size_t)MIN((uint64_t)cap, w->bytes - off);
+    ssize_t n = pread(fd, buf, want, w->start + (off_t)off);
+    if (n <= 0) rc = n < 0 ? -errno : -EIO;
+    else hash_stream_update(w->file_hash, buf, (size_t)n), off += (uint64_t)n;
+  }
+  free(buf);
+  return rc;
+}
+
 int dump_writer_finish(struct dump_writer *w, uint64_t *bytes) {
-  int rc = w->added == w->promised ? w_flush_block(w) : CAIRN_EINVAL;
+  int later = w->promised == DUMP_ENTRIES_LATER;
+  int rc = later || w->added == w->promised ? w_flush_block(w) : CAIRN_EINVAL;
+  if (!rc && later) rc = w_patch_header(w);
   if (!rc) {
     uint8_t b[DUMP_TRAILER_BYTES] = {0};
     memcpy(b, end_tag, 4);
@@ -226,10 +277,12 @@ void dump_writer_free(struct dump_writer *w) {
   if (!w) return;
   hash_stream_free(w->file_hash);
   free(w->raw);
+  free(w->z);
   free(w);
 }
 
 uint64_t dump_writer_bytes(const struct dump_writer *w) { return w->bytes; }
+uint64_t dump_writer_entries(const struct dump_writer *w) { return w->added; }
 
 /* ------------------------------------------------------------------------
  * Reader: a state machine over the bytes fed so far.

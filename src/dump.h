@@ -63,8 +63,17 @@ struct dump_entry {
 
 struct dump_writer;
 
+/* h->entries when the count is known only at the end (see below). */
+#define DUMP_ENTRIES_LATER UINT64_MAX
+
 /* Start a dump on f (which stays the caller's): write the header, which
- * promises h->entries entries.  Errors: CAIRN_ENOMEM, -errno (write). */
+ * promises h->entries entries.  With h->entries == DUMP_ENTRIES_LATER the
+ * header is a placeholder that dump_writer_finish rewrites with the count
+ * of entries added; f must then be a regular file open for reading and
+ * writing (no append mode), positioned where the dump starts, since
+ * finish also reads the file back to compute the whole-file checksum.
+ * That lets a dump be written in one pass over a source whose count is
+ * not known beforehand.  Errors: CAIRN_ENOMEM, -errno (write). */
 int dump_writer_new(FILE *f, const struct dump_header *h,
                     struct dump_writer **out);
 
@@ -72,8 +81,8 @@ int dump_writer_new(FILE *f, const struct dump_header *h,
  * entries than promised), CAIRN_ENOMEM, -errno. */
 int dump_writer_add(struct dump_writer *w, const struct dump_entry *e);
 
-/* Write the last block and the trailer, fflush f, and free w (whatever
- * the outcome).  *bytes (if not NULL) gets the file's size on success.
+/* Write the last block and the trailer (after rewriting the header, for
+ * DUMP_ENTRIES_LATER), fflush f, and free w (whatever the outcome).  *bytes (if not NULL) gets the file's size on success.
  * Errors: CAIRN_EINVAL (fewer entries than promised), CAIRN_ENOMEM,
  * -errno. */
 int dump_writer_finish(struct dump_writer *w, uint64_t *bytes);
@@ -81,8 +90,9 @@ int dump_writer_finish(struct dump_writer *w, uint64_t *bytes);
 /* Free w without finishing (the output is then not a valid dump). */
 void dump_writer_free(struct dump_writer *w);
 
-/* Bytes written so far (for progress reports). */
+/* Bytes written so far (for progress reports), and entries added. */
 uint64_t dump_writer_bytes(const struct dump_writer *w);
+uint64_t dump_writer_entries(const struct dump_writer *w);
 
 /* ------------------------------------------------------------------------
  * Reading.

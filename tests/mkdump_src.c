@@ -5,6 +5,10 @@
  * It exits without cairn_close, so the log tail matters, as after a crash.
  *
  *   mkdump_src DIR
+ *   mkdump_src --reverse IN OUT
+ *
+ * --reverse copies the dump IN to OUT with its entries in reverse order,
+ * so that a test can restore a dump that is not in the store's key order.
  */
 #include "config.h"
 
@@ -15,6 +19,7 @@
 
 #include "cairn.h"
 #include "coll.h"
+#include "dump.h"
 
 #define CHECK(what, rc)                                                  \
   do {                                                                   \
@@ -97,9 +102,58 @@ static void part_two(cairn *db) {
   put(db, "tokens", "short", "dies", 1, 0);
 }
 
+/* The entries of a small dump, kept as copies. */
+struct kept {
+  struct dump_entry e;
+  char *mem;
+};
+
+static void keep(struct kept *k, const struct dump_entry *e) {
+  k->e = *e;
+  k->mem = malloc(e->ns_len + e->klen + e->vlen + 1);
+  if (!k->mem) CHECK("copy", CAIRN_ENOMEM);
+  memcpy(k->mem, e->ns, e->ns_len);
+  memcpy(k->mem + e->ns_len, e->key, e->klen);
+  if (e->vlen) memcpy(k->mem + e->ns_len + e->klen, e->val, e->vlen);
+  k->e.ns = k->mem;
+  k->e.key = k->mem + e->ns_len;
+  k->e.val = k->mem + e->ns_len + e->klen;
+}
+
+static int reverse(const char *in, const char *out) {
+  static char buf[1 << 16];
+  static struct kept v[4096];
+  size_t n = 0, len;
+  FILE *f = fopen(in, "rb"), *g = fopen(out, "wb");
+  struct dump_reader *r;
+  if (!f || !g) CHECK(in, CAIRN_EINVAL);
+  CHECK("reader", dump_reader_new(&r));
+  while ((len = fread(buf, 1, sizeof buf, f)) > 0) {
+    CHECK(in, dump_reader_feed(r, buf, len));
+    struct dump_entry e;
+    int rc;
+    while ((rc = dump_reader_next(r, &e)) == 1) {
+      if (n == sizeof v / sizeof *v) CHECK("too many entries", CAIRN_EINVAL);
+      keep(&v[n++], &e);
+    }
+    CHECK(in, rc);
+  }
+  CHECK(in, dump_reader_end(r));
+  struct dump_header h = *dump_reader_header(r);
+  struct dump_writer *w;
+  CHECK(out, dump_writer_new(g, &h, &w));
+  for (size_t i = n; i-- > 0;) CHECK(out, dump_writer_add(w, &v[i].e));
+  CHECK(out, dump_writer_finish(w, NULL));
+  for (size_t i = 0; i < n; i++) free(v[i].mem);
+  dump_reader_free(r);
+  fclose(f);
+  return fclose(g) ? 1 : 0;
+}
+
 int main(int argc, char **argv) {
+  if (argc == 4 && !strcmp(argv[1], "--reverse")) return reverse(argv[2], argv[3]);
   if (argc != 2) {
-    fprintf(stderr, "usage: mkdump_src DIR\n");
+    fprintf(stderr, "usage: mkdump_src DIR | --reverse IN OUT\n");
     return 2;
   }
   cairn_options o;

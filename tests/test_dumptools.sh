@@ -4,13 +4,15 @@
 # dumped again; the two listings must agree entry by entry, expiry
 # included.  Bad input must leave the target untouched.
 #
-# Binaries: $CAIRN_DUMP, $CAIRN_RESTORE, $MKDUMP_SRC, or the build tree's.
+# Binaries: $CAIRN_DUMP, $CAIRN_RESTORE, $CAIRN_CHECK, $MKDUMP_SRC, or the
+# build tree's.
 # Exit 0 if every check passed, 1 if one failed, 77 if a binary is missing.
 set -u
 DUMP=${CAIRN_DUMP:-tools/cairn-dump}
 RESTORE=${CAIRN_RESTORE:-tools/cairn-restore}
+CHECKER=${CAIRN_CHECK:-tools/cairn-check}
 MKSRC=${MKDUMP_SRC:-tests/mkdump_src}
-for b in "$DUMP" "$RESTORE" "$MKSRC"; do
+for b in "$DUMP" "$RESTORE" "$CHECKER" "$MKSRC"; do
   [ -x "$b" ] || { echo "skip: $b not built"; exit 77; }
 done
 
@@ -81,6 +83,13 @@ fields "$T/l1" >"$T/f1"
 fields "$T/l2" >"$T/f2"
 check "restored entries equal the source's" cmp -s "$T/f1" "$T/f2"
 check "restored lifespans equal the source's" same_expiry "$T/l1" "$T/l2"
+check "the restored store checks clean (expiry index included)" \
+  status_is 0 "$CHECKER" "$T/r1"
+"$MKSRC" --reverse "$T/d1" "$T/d1rev" || bad "mkdump_src --reverse"
+check "restore of a dump in another order" status_is 0 "$RESTORE" "$T/d1rev" "$T/r4"
+check "it holds the same entries" sh -c "'$DUMP' -q '$T/r4' | '$DUMP' --list - |
+  grep -v '^#' | cut -f1-3,5,6 | cmp -s - '$T/f1'"
+check "and checks clean" status_is 0 "$CHECKER" "$T/r4"
 check "a pipe works both ways" sh -c "'$DUMP' -q '$T/src' | '$RESTORE' -q - '$T/r2' &&
   '$DUMP' -q '$T/r2' | '$DUMP' --list - | grep -v '^#' | cut -f1-3,5,6 |
   cmp -s - '$T/f1'"

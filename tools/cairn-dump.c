@@ -7,17 +7,30 @@
  *
  * The dump is the state as of one LSN: the store's last checkpoint (one
  * LMDB read transaction, a consistent snapshot) with every complete log
- * frame after it applied in LSN order, in memory.  Nothing in DATA_DIR is
- * written, except LMDB's own reader table in lmdb/lock.mdb; cairn_open is
- * never called (its close would checkpoint).
+ * frame after it applied in LSN order.  Nothing in DATA_DIR is written,
+ * except LMDB's own reader table in lmdb/lock.mdb; cairn_open is never
+ * called (its close would checkpoint).
+ *
+ * One pass, with memory in proportion to the log tail only.  Inside the
+ * snapshot's transaction, before its first entry, the log after the
+ * checkpoint is read and its records grouped by key (the tail); the tail's
+ * keys are sorted in the store's data-key order (store.h).  The snapshot
+ * is then streamed in that same order and merged with them: a key the
+ * tail touched is written with its records applied over the snapshot's
+ * value (or over nothing, for a key the snapshot lacks), any other entry
+ * straight from LMDB into the dump's block.  So the dump comes out in the
+ * store's key order, which lets cairn-restore append instead of sort.
+ * The entry count is known only at the end: the header is rewritten then
+ * (DUMP_ENTRIES_LATER), which needs a seekable output; a dump to stdout is
+ * spooled through an unlinked temporary file.
  *
  * While dumping, the tool holds a shared flock on DIR/LOCK, so no daemon
  * can open the directory meanwhile.  If a process already holds it (a
  * running cairnd), the tool refuses unless --live: then the same reading
  * runs beside the daemon.  That blocks no writer; a checkpoint that
  * commits between the snapshot and the log scan may release the log the
- * snapshot needs, which shows as a gap in LSNs, and the tool starts over
- * (DUMP_LIVE_TRIES times).
+ * snapshot needs, which shows as a gap in LSNs before anything was
+ * written, and the tool starts over (DUMP_LIVE_TRIES times).
  *
  * Exit codes: 0 done; 1 error; 2 usage; 3 the directory is in use (no
  * --live).
@@ -42,6 +55,7 @@
 #include "hash.h"
 #include "record.h"
 #include "store.h"
+#include "table.h"
 #include "toolutil.h"
 #include "util.h"
 #include "wal.h"
@@ -52,312 +66,263 @@
 #define DUMP_LIVE_TRIES 5
 #define NS_FILTER_MAX 64
 #define GAP_RC (-EAGAIN) /* the log after the snapshot is gone: retry */
+#define DK_BUF 512       /* a data key (store.h: at most 503 bytes) */
+#define VERSION_MEM_BIT (1ull << 63) /* a version that is not an LSN */
+
+struct opts {
+  const char *out, *dir;
+  const char *ns[NS_FILTER_MAX];
+  int nns, live, list, quiet;
+};
+
+static int ns_wanted(const struct opts *o, const char *ns, size_t ns_len) {
+  if (!o->nns) return 1;
+  for (int i = 0; i < o->nns; i++)
+    if (strlen(o->ns[i]) == ns_len && !memcmp(o->ns[i], ns, ns_len)) return 1;
+  return 0;
+}
 
 /* ------------------------------------------------------------------------
- * The state being rebuilt: a map keyed by namespace and key.
+ * Data keys: the store's order (store.h), rebuilt from its documented
+ * layout so that the tail can be merged into the snapshot's stream.
  * --------------------------------------------------------------------- */
 
-struct ent {
-  uint64_t hash;
-  uint8_t ns_len, type, live;
+static void put_be(uint8_t *p, uint64_t v, int bytes) {
+  for (int i = 0; i < bytes; i++) p[i] = (uint8_t)(v >> (8 * (bytes - 1 - i)));
+}
+
+/* The data key of (ns, key) at dst (DK_BUF bytes); returns its length. */
+static size_t dkey_make(uint8_t *dst, const struct store *s, const char *ns,
+                        size_t ns_len, const void *key, size_t klen) {
+  uint64_t h = table_hash(key, klen);
+  size_t sk = store_klen_max(s, ns_len);
+  dst[0] = (uint8_t)ns_len;
+  memcpy(dst + 1, ns, ns_len);
+  dst[1 + ns_len] = (uint8_t)table_shard(h);
+  put_be(dst + 2 + ns_len, h >> 32, 4);
+  uint8_t *part = dst + 6 + ns_len;
+  if (klen <= sk) {
+    memcpy(part, key, klen);
+    return 6 + ns_len + klen;
+  }
+  /* A long key's stand-in: its first sk - 8 bytes, 0xff, XXH3-64. */
+  memcpy(part, key, sk - 8);
+  part[sk - 8] = 0xff;
+  put_be(part + sk - 7, hash64(key, klen), 8);
+  return 6 + ns_len + sk + 1;
+}
+
+/* LMDB's default order: bytewise, then shorter first. */
+static int dkey_cmp(const uint8_t *a, size_t alen, const uint8_t *b,
+                    size_t blen) {
+  int c = memcmp(a, b, MIN(alen, blen));
+  if (c) return c;
+  return alen < blen ? -1 : alen > blen;
+}
+
+/* ------------------------------------------------------------------------
+ * The log tail: the records past the checkpoint, in LSN order per key.
+ * --------------------------------------------------------------------- */
+
+struct trec {
+  struct trec *next;
+  uint64_t lsn;
+  uint8_t op, flags, type;
+  int64_t expire_at_ms, ts_ms;
+  uint64_t max_idle_ms;
+  uint32_t vlen;
+  uint8_t val[];
+};
+
+struct tkey {
+  uint64_t hash;         /* of (ns, key), for the map */
+  struct trec *first, *last;
+  uint8_t *key, *dk;     /* one allocation: key then data key */
+  uint32_t klen;
+  uint16_t dk_len;
+  uint8_t ns_len;
   char ns[NS_NAME_MAX];
-  uint8_t *key, *val;
-  uint32_t klen, vlen;
+};
+
+struct tail {
+  struct tkey **slot;    /* open addressing, grown at half load */
+  size_t cap, used;
+  struct tkey **order;   /* every key, in data-key order */
+  size_t pos;            /* order[pos] is the next one to write */
+};
+
+static uint64_t tkey_hash(const char *ns, size_t ns_len, const void *key,
+                          size_t klen) {
+  return hash64_2(ns, ns_len, key, klen) ^ ns_len;
+}
+
+static size_t tail_pos(const struct tail *t, uint64_t h, const char *ns,
+                       size_t ns_len, const void *key, size_t klen) {
+  size_t i = h & (t->cap - 1);
+  for (;;) { /* never full: it grows at half load */
+    const struct tkey *k = t->slot[i];
+    if (!k || (k->hash == h && k->ns_len == ns_len && k->klen == klen &&
+               !memcmp(k->ns, ns, ns_len) && !memcmp(k->key, key, klen)))
+      return i;
+    i = (i + 1) & (t->cap - 1);
+  }
+}
+
+static int tail_grow(struct tail *t) {
+  size_t cap = t->cap ? t->cap * 2 : 1024;
+  struct tkey **s = calloc(cap, sizeof *s);
+  if (!s) return CAIRN_ENOMEM;
+  for (size_t i = 0; i < t->cap; i++) {
+    struct tkey *k = t->slot[i];
+    if (!k) continue;
+    size_t j = k->hash & (cap - 1);
+    while (s[j]) j = (j + 1) & (cap - 1);
+    s[j] = k;
+  }
+  free(t->slot);
+  t->slot = s;
+  t->cap = cap;
+  return 0;
+}
+
+/* The key (ns, key), created if missing; NULL: no memory. */
+static struct tkey *tail_key(struct tail *t, const char *ns, size_t ns_len,
+                             const void *key, size_t klen) {
+  if ((t->used + 1) * 2 > t->cap && tail_grow(t) != 0) return NULL;
+  uint64_t h = tkey_hash(ns, ns_len, key, klen);
+  size_t i = tail_pos(t, h, ns, ns_len, key, klen);
+  if (t->slot[i]) return t->slot[i];
+  struct tkey *k = calloc(1, sizeof *k);
+  if (!k || !(k->key = malloc(klen + DK_BUF))) {
+    free(k);
+    return NULL;
+  }
+  k->hash = h;
+  k->ns_len = (uint8_t)ns_len;
+  memcpy(k->ns, ns, ns_len);
+  memcpy(k->key, key, klen);
+  k->klen = (uint32_t)klen;
+  k->dk = k->key + klen;
+  t->slot[i] = k;
+  t->used++;
+  return k;
+}
+
+/* Keep a copy of one (non-batch) record at lsn. */
+static int tail_add(struct tail *t, uint64_t lsn, const struct rec *r) {
+  struct tkey *k = tail_key(t, r->ns, r->ns_len, r->key, r->klen);
+  struct trec *x = k ? malloc(sizeof *x + r->vlen) : NULL;
+  if (!x) return CAIRN_ENOMEM;
+  *x = (struct trec){.lsn = lsn, .op = r->op, .flags = r->flags,
+                     .type = r->type, .expire_at_ms = r->expire_at_ms,
+                     .ts_ms = (int64_t)r->ts_ms, .max_idle_ms = r->max_idle_ms,
+                     .vlen = r->vlen};
+  if (r->vlen) memcpy(x->val, r->val, r->vlen);
+  if (k->last) k->last->next = x;
+  else k->first = x;
+  k->last = x;
+  return 0;
+}
+
+static void tail_free(struct tail *t) {
+  for (size_t i = 0; i < t->cap; i++) {
+    struct tkey *k = t->slot[i];
+    if (!k) continue;
+    for (struct trec *x = k->first, *n; x; x = n) {
+      n = x->next;
+      free(x);
+    }
+    free(k->key);
+    free(k);
+  }
+  free(t->slot);
+  free(t->order);
+  memset(t, 0, sizeof *t);
+}
+
+static int tkey_cmp(const void *a, const void *b) {
+  const struct tkey *x = *(struct tkey *const *)a, *y = *(struct tkey *const *)b;
+  return dkey_cmp(x->dk, x->dk_len, y->dk, y->dk_len);
+}
+
+/* Put the tail's keys in data-key order. */
+static int tail_sort(struct tail *t, const struct store *s) {
+  t->order = malloc((t->used ? t->used : 1) * sizeof *t->order);
+  if (!t->order) return CAIRN_ENOMEM;
+  size_t n = 0;
+  for (size_t i = 0; i < t->cap; i++) {
+    struct tkey *k = t->slot[i];
+    if (!k) continue;
+    k->dk_len = (uint16_t)dkey_make(k->dk, s, k->ns, k->ns_len, k->key,
+                                    k->klen);
+    t->order[n++] = k;
+  }
+  if (n) qsort(t->order, n, sizeof *t->order, tkey_cmp);
+  t->pos = 0;
+  return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * An entry's state while the tail's records are applied to it.
+ * --------------------------------------------------------------------- */
+
+struct state {
+  int live, type;
+  const void *val;       /* borrowed, or own */
+  size_t vlen;
+  void *own;             /* a collection rebuilt by coll_apply */
   int64_t expire_at_ms, last_access_ms;
   uint64_t max_idle_ms;
 };
 
-struct emap {
-  struct ent **slot;
-  size_t cap, used;
-};
-
-static uint64_t ent_hash(const char *ns, size_t ns_len, const void *key,
-                         size_t klen) {
-  return hash64_2(ns, ns_len, key, klen) ^ ns_len;
+static void state_set_own(struct state *st, void *blob, size_t n) {
+  free(st->own);
+  st->own = blob;
+  st->val = blob;
+  st->vlen = n;
 }
 
-static size_t emap_pos(const struct emap *m, uint64_t h, const char *ns,
-                       size_t ns_len, const void *key, size_t klen) {
-  size_t i = h & (m->cap - 1);
-  for (;;) { /* the map is never full: it grows at half load */
-    const struct ent *e = m->slot[i];
-    if (!e || (e->hash == h && e->ns_len == ns_len && e->klen == klen &&
-               !memcmp(e->ns, ns, ns_len) && !memcmp(e->key, key, klen)))
-      return i;
-    i = (i + 1) & (m->cap - 1);
-  }
-}
-
-static int emap_grow(struct emap *m) {
-  size_t cap = m->cap ? m->cap * 2 : 1024;
-  struct ent **s = calloc(cap, sizeof *s);
-  if (!s) return CAIRN_ENOMEM;
-  for (size_t i = 0; i < m->cap; i++) {
-    struct ent *e = m->slot[i];
-    if (!e) continue;
-    size_t j = e->hash & (cap - 1);
-    while (s[j]) j = (j + 1) & (cap - 1);
-    s[j] = e;
-  }
-  free(m->slot);
-  m->slot = s;
-  m->cap = cap;
-  return 0;
-}
-
-/* The entry for (ns, key), created (not live) if missing; NULL: no memory. */
-static struct ent *emap_get(struct emap *m, const char *ns, size_t ns_len,
-                            const void *key, size_t klen) {
-  if ((m->used + 1) * 2 > m->cap && emap_grow(m) != 0) return NULL;
-  uint64_t h = ent_hash(ns, ns_len, key, klen);
-  size_t i = emap_pos(m, h, ns, ns_len, key, klen);
-  if (m->slot[i]) return m->slot[i];
-  struct ent *e = calloc(1, sizeof *e);
-  if (!e || !(e->key = malloc(klen))) {
-    free(e);
-    return NULL;
-  }
-  e->hash = h;
-  e->ns_len = (uint8_t)ns_len;
-  memcpy(e->ns, ns, ns_len);
-  memcpy(e->key, key, klen);
-  e->klen = (uint32_t)klen;
-  m->slot[i] = e;
-  m->used++;
-  return e;
-}
-
-static struct ent *emap_find(const struct emap *m, const char *ns,
-                             size_t ns_len, const void *key, size_t klen) {
-  if (!m->cap) return NULL;
-  uint64_t h = ent_hash(ns, ns_len, key, klen);
-  struct ent *e = m->slot[emap_pos(m, h, ns, ns_len, key, klen)];
-  return e && e->live ? e : NULL;
-}
-
-static void emap_free(struct emap *m) {
-  for (size_t i = 0; i < m->cap; i++) {
-    if (!m->slot[i]) continue;
-    free(m->slot[i]->key);
-    free(m->slot[i]->val);
-    free(m->slot[i]);
-  }
-  free(m->slot);
-  memset(m, 0, sizeof *m);
-}
-
-/* Give e the value val (copied unless own, in which case e takes it). */
-static int ent_set(struct ent *e, int type, void *val, size_t vlen, int own,
-                   int64_t expire_at_ms, uint64_t max_idle_ms,
-                   int64_t last_access_ms) {
-  void *v = val;
-  if (!own) {
-    v = malloc(vlen ? vlen : 1);
-    if (!v) return CAIRN_ENOMEM;
-    if (vlen) memcpy(v, val, vlen);
-  }
-  free(e->val);
-  e->val = v;
-  e->vlen = (uint32_t)vlen;
-  e->type = (uint8_t)type;
-  e->live = 1;
-  e->expire_at_ms = expire_at_ms;
-  e->max_idle_ms = max_idle_ms;
-  e->last_access_ms = last_access_ms;
-  return 0;
-}
-
-static void ent_kill(struct ent *e) {
-  free(e->val);
-  e->val = NULL;
-  e->vlen = 0;
-  e->live = 0;
-}
-
-/* ------------------------------------------------------------------------
- * Reading the source: the store's snapshot, then the log after it.
- * --------------------------------------------------------------------- */
-
-struct source {
-  const char *dir;
-  struct emap map;
-  uint64_t ckpt_lsn, epoch, lsn; /* lsn: the last one applied */
-  uint64_t records;
-  char err[WAL_PATH_MAX + 256];
-};
-
-static int snap_visit(void *arg, const char *ns, size_t ns_len,
-                      const void *key, size_t klen,
-                      const struct store_val *v) {
-  struct source *src = arg;
-  struct ent *e = emap_get(&src->map, ns, ns_len, key, klen);
-  if (!e) return CAIRN_ENOMEM;
-  int type = v->type <= REC_T_MAX ? v->type : REC_T_STRING;
-  return ent_set(e, type, v->data, v->len, 0, v->expire_at_ms,
-                 v->max_idle_ms, v->last_access_ms);
-}
-
-/* A collection delta, applied as recovery applies it (db.c). */
-static int apply_coll(struct source *src, const struct rec *r) {
-  struct ent *e = emap_find(&src->map, r->ns, r->ns_len, r->key, r->klen);
-  const void *base = NULL;
-  size_t blen = 0;
-  if (e && !(r->flags & REC_F_FRESH)) {
-    if (e->type != r->type) return CAIRN_ECORRUPT;
-    base = e->val;
-    blen = e->vlen;
-  }
-  void *blob = NULL;
-  size_t n = 0;
-  int rc = coll_apply(r->type, base, blen, r->val, r->vlen, &blob, &n);
-  if (rc) return CAIRN_ECORRUPT;
-  if (!e) e = emap_get(&src->map, r->ns, r->ns_len, r->key, r->klen);
-  if (!e) {
-    free(blob);
-    return CAIRN_ENOMEM;
-  }
-  if (!blob) {
-    ent_kill(e);
+/* Apply one record as recovery applies it (db.c). */
+static int state_apply(struct state *st, const struct trec *x) {
+  switch (x->op) {
+  case REC_PUT:
+    state_set_own(st, NULL, 0);
+    *st = (struct state){.live = 1, .type = x->type, .val = x->val,
+                         .vlen = x->vlen, .expire_at_ms = x->expire_at_ms,
+                         .last_access_ms = x->ts_ms,
+                         .max_idle_ms = x->max_idle_ms};
+    return 0;
+  case REC_COLL: {
+    int on_base = st->live && !(x->flags & REC_F_FRESH);
+    if (on_base && st->type != x->type) return CAIRN_ECORRUPT;
+    void *blob = NULL;
+    size_t n = 0;
+    if (coll_apply(x->type, on_base ? st->val : NULL, on_base ? st->vlen : 0,
+                   x->val, x->vlen, &blob, &n) != 0)
+      return CAIRN_ECORRUPT;
+    state_set_own(st, blob, n);
+    st->live = blob != NULL;
+    st->type = x->type;
+    st->expire_at_ms = x->expire_at_ms;
+    st->max_idle_ms = x->max_idle_ms;
+    st->last_access_ms = x->ts_ms;
     return 0;
   }
-  return ent_set(e, r->type, blob, n, 1, r->expire_at_ms, r->max_idle_ms,
-                 (int64_t)r->ts_ms);
-}
-
-static int apply_one(struct source *src, const struct rec *r) {
-  struct ent *e;
-  switch (r->op) {
-  case REC_PUT:
-    e = emap_get(&src->map, r->ns, r->ns_len, r->key, r->klen);
-    if (!e) return CAIRN_ENOMEM;
-    return ent_set(e, r->type, (void *)r->val, r->vlen, 0, r->expire_at_ms,
-                   r->max_idle_ms, (int64_t)r->ts_ms);
-  case REC_COLL:
-    return apply_coll(src, r);
   case REC_EXPIRE:
-    e = emap_find(&src->map, r->ns, r->ns_len, r->key, r->klen);
-    if (e) {
-      e->expire_at_ms = r->expire_at_ms;
-      e->max_idle_ms = r->max_idle_ms;
-      e->last_access_ms = (int64_t)r->ts_ms;
+    if (st->live) {
+      st->expire_at_ms = x->expire_at_ms;
+      st->max_idle_ms = x->max_idle_ms;
+      st->last_access_ms = x->ts_ms;
     }
     return 0;
   case REC_DEL:
   case REC_EXPIRED:
-    e = emap_find(&src->map, r->ns, r->ns_len, r->key, r->klen);
-    if (e) ent_kill(e);
+    st->live = 0;
     return 0;
   default:
     return CAIRN_ECORRUPT;
   }
 }
-
-static int apply_rec(struct source *src, const struct rec *r) {
-  if (r->op != REC_BATCH) return apply_one(src, r);
-  size_t off = 0;
-  for (uint32_t i = 0; i < r->klen; i++) {
-    struct rec sub;
-    if (rec_decode(r->val, r->vlen, &off, &sub) != 0 || sub.op == REC_BATCH)
-      return CAIRN_ECORRUPT;
-    int rc = apply_one(src, &sub);
-    if (rc) return rc;
-  }
-  return 0;
-}
-
-/* wal_frame_fn: apply the records of one frame past the checkpoint. */
-static int frame_visit(void *arg, const char *path, uint64_t offset,
-                       const struct frame_hdr *h, const void *raw) {
-  struct source *src = arg;
-  if (h->raw_len == 0 || h->last_lsn <= src->lsn) return 0;
-  if (h->first_lsn > src->lsn + 1) {
-    snprintf(src->err, sizeof src->err, "%s offset %" PRIu64 ": the log "
-             "jumps from LSN %" PRIu64 " to %" PRIu64, path, offset,
-             src->lsn, h->first_lsn);
-    return GAP_RC;
-  }
-  size_t off = 0;
-  for (uint64_t lsn = h->first_lsn; lsn <= h->last_lsn; lsn++) {
-    struct rec r;
-    int rc = rec_decode(raw, h->raw_len, &off, &r);
-    if (!rc && lsn > src->lsn) rc = apply_rec(src, &r);
-    if (rc) {
-      snprintf(src->err, sizeof src->err, "%s offset %" PRIu64 ": record "
-               "at LSN %" PRIu64 ": %s", path, offset, lsn,
-               cairn_strerror(rc));
-      return rc;
-    }
-    if (lsn > src->lsn) src->records++;
-  }
-  src->lsn = h->last_lsn;
-  src->epoch = h->epoch;
-  return 0;
-}
-
-static void quiet_log(void *arg, int level, const char *msg) {
-  (void)arg;
-  if (level <= CAIRN_LOG_ERROR) fprintf(stderr, PROG ": %s\n", msg);
-}
-
-static const struct logger tool_logger = {quiet_log, NULL, CAIRN_LOG_ERROR};
-
-/* One attempt: the store's snapshot, then the log.  0, GAP_RC or an
- * error (src->err says what, when it can). */
-static int source_read(struct source *src) {
-  char path[WAL_PATH_MAX];
-  emap_free(&src->map);
-  src->records = 0;
-  snprintf(path, sizeof path, "%s/lmdb", src->dir);
-  struct stat st;
-  if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) {
-    snprintf(src->err, sizeof src->err, "%s: not a cairn data directory "
-             "(no lmdb/)", src->dir);
-    return CAIRN_EINVAL;
-  }
-  struct store_config cfg = {.dir = path, .log = &tool_logger};
-  struct store *s;
-  int rc = store_open(&cfg, &s);
-  if (!rc) {
-    rc = store_snapshot(s, snap_visit, src, &src->ckpt_lsn, &src->epoch);
-    store_close(s);
-  }
-  if (rc) {
-    snprintf(src->err, sizeof src->err, "%s: %s", path, cairn_strerror(rc));
-    return rc;
-  }
-  src->lsn = src->ckpt_lsn;
-  snprintf(path, sizeof path, "%s/wal", src->dir);
-  struct wal_scan_result res;
-  rc = wal_scan(path, frame_visit, src, &res);
-  if (!rc && res.corrupt) {
-    snprintf(src->err, sizeof src->err, "log segment %016" PRIx64 " offset %"
-             PRIu64 ": %s (a damaged frame followed by valid ones)",
-             res.corrupt_seq, res.corrupt_offset, res.why);
-    return CAIRN_ECORRUPT;
-  }
-  if (rc && !src->err[0])
-    snprintf(src->err, sizeof src->err, "%s: %s", path, cairn_strerror(rc));
-  return rc;
-}
-
-/* Take a shared lock on DIR/LOCK: 0, 1 if another process holds it (a
- * running daemon), or -errno.  A missing LOCK file is not created. */
-static int dir_lock(const char *dir, int *fd_out) {
-  char path[WAL_PATH_MAX];
-  snprintf(path, sizeof path, "%s/LOCK", dir);
-  *fd_out = -1;
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return errno == ENOENT ? 0 : -errno;
-  if (flock(fd, LOCK_SH | LOCK_NB) != 0) {
-    int e = errno;
-    close(fd);
-    return e == EWOULDBLOCK ? 1 : -e;
-  }
-  *fd_out = fd;
-  return 0;
-}
-
 /* ------------------------------------------------------------------------
  * Progress: entries/s, bytes and ETA on a terminal only.
  * --------------------------------------------------------------------- */
@@ -389,21 +354,96 @@ static void progress_end(struct progress *p) {
   if (p->on) fprintf(stderr, "\r%*s\r", 78, "");
 }
 
+
 /* ------------------------------------------------------------------------
- * Writing the dump.
+ * Reading the source and writing the dump, in one pass.
  * --------------------------------------------------------------------- */
 
-struct opts {
-  const char *out, *dir;
-  const char *ns[NS_FILTER_MAX];
-  int nns, live, list, quiet;
+struct source {
+  const struct opts *o;
+  struct store *store;
+  struct tail tail;
+  FILE *f;
+  struct dump_writer *w;
+  int scanned;                   /* the log was read, w was started */
+  int64_t now;
+  uint64_t ckpt_lsn, epoch, lsn; /* lsn: the last one read from the log */
+  uint64_t records, skipped, total_est;
+  struct progress prog;
+  char err[WAL_PATH_MAX + 256];
 };
 
-static int ns_wanted(const struct opts *o, const char *ns, size_t ns_len) {
-  if (!o->nns) return 1;
-  for (int i = 0; i < o->nns; i++)
-    if (strlen(o->ns[i]) == ns_len && !memcmp(o->ns[i], ns, ns_len)) return 1;
+/* Keep the records of one frame past the checkpoint. */
+static int tail_frame(struct source *src, const struct frame_hdr *h,
+                      const void *raw) {
+  size_t off = 0;
+  for (uint64_t lsn = h->first_lsn; lsn <= h->last_lsn; lsn++) {
+    struct rec r;
+    int rc = rec_decode(raw, h->raw_len, &off, &r);
+    if (rc) return rc;
+    if (lsn <= src->lsn) continue;
+    src->records++;
+    size_t soff = 0;
+    uint32_t n = r.op == REC_BATCH ? r.klen : 1;
+    for (uint32_t i = 0; i < n; i++) { /* bounded by the batch's count */
+      struct rec sub = r;
+      if (r.op == REC_BATCH &&
+          (rec_decode(r.val, r.vlen, &soff, &sub) != 0 || sub.op == REC_BATCH))
+        return CAIRN_ECORRUPT;
+      if (!ns_wanted(src->o, sub.ns, sub.ns_len)) continue;
+      if ((rc = tail_add(&src->tail, lsn, &sub)) != 0) return rc;
+    }
+  }
   return 0;
+}
+
+/* wal_frame_fn: the frames past the checkpoint, which must follow on. */
+static int frame_visit(void *arg, const char *path, uint64_t offset,
+                       const struct frame_hdr *h, const void *raw) {
+  struct source *src = arg;
+  if (h->raw_len == 0 || h->last_lsn <= src->lsn) return 0;
+  if (h->first_lsn > src->lsn + 1) {
+    snprintf(src->err, sizeof src->err, "%s offset %" PRIu64 ": the log "
+             "jumps from LSN %" PRIu64 " to %" PRIu64, path, offset,
+             src->lsn, h->first_lsn);
+    return GAP_RC;
+  }
+  int rc = tail_frame(src, h, raw);
+  if (rc) {
+    snprintf(src->err, sizeof src->err, "%s offset %" PRIu64 ": a record "
+             "of LSNs %" PRIu64 "..%" PRIu64 ": %s", path, offset,
+             h->first_lsn, h->last_lsn, cairn_strerror(rc));
+    return rc;
+  }
+  src->lsn = h->last_lsn;
+  src->epoch = h->epoch;
+  return 0;
+}
+
+/* Read the log past the snapshot's checkpoint, sort the tail, and start
+ * the dump (its LSN is now known). */
+static int tail_begin(struct source *src, const char *dir) {
+  char path[WAL_PATH_MAX];
+  src->scanned = 1;
+  src->lsn = src->ckpt_lsn;
+  snprintf(path, sizeof path, "%s/wal", dir);
+  struct wal_scan_result res;
+  int rc = wal_scan(path, frame_visit, src, &res);
+  if (!rc && res.corrupt) {
+    snprintf(src->err, sizeof src->err, "log segment %016" PRIx64 " offset %"
+             PRIu64 ": %s (a damaged frame followed by valid ones)",
+             res.corrupt_seq, res.corrupt_offset, res.why);
+    return CAIRN_ECORRUPT;
+  }
+  if (rc && !src->err[0])
+    snprintf(src->err, sizeof src->err, "%s: %s", path, cairn_strerror(rc));
+  if (!rc) rc = tail_sort(&src->tail, src->store);
+  struct dump_header h = {.lsn = src->lsn, .epoch = src->epoch,
+                          .created_ms = src->now,
+                          .entries = DUMP_ENTRIES_LATER};
+  if (!rc) rc = dump_writer_new(src->f, &h, &src->w);
+  if (!rc) progress_start(&src->prog, src->total_est, src->o->quiet);
+  return rc;
 }
 
 /* The deadline of an entry: min(lifespan end, last access + max-idle). */
@@ -417,101 +457,200 @@ static int64_t ent_deadline(int64_t expire_at, uint64_t max_idle,
   return d;
 }
 
-static int ent_cmp(const void *a, const void *b) {
-  const struct ent *x = *(struct ent *const *)a, *y = *(struct ent *const *)b;
-  size_t n = MIN(x->ns_len, y->ns_len);
-  int c = memcmp(x->ns, y->ns, n);
-  if (c || x->ns_len != y->ns_len) return c ? c : (x->ns_len < y->ns_len ? -1 : 1);
-  c = memcmp(x->key, y->key, MIN(x->klen, y->klen));
-  if (c || x->klen == y->klen) return c;
-  return x->klen < y->klen ? -1 : 1;
+/* Write one entry, unless it has expired. */
+static int emit(struct source *src, struct dump_entry *e) {
+  int64_t d = ent_deadline(e->expire_at_ms, e->max_idle_ms,
+                           e->last_access_ms);
+  if (d && d <= src->now) {
+    src->skipped++;
+    return 0;
+  }
+  int rc = dump_writer_add(src->w, e);
+  if (src->prog.on)
+    progress(&src->prog, dump_writer_entries(src->w),
+             dump_writer_bytes(src->w));
+  return rc;
 }
 
-/* The live, wanted, unexpired entries, sorted; *skipped counts expired. */
-static struct ent **collect(const struct emap *m, const struct opts *o,
-                            int64_t now, size_t *n_out, uint64_t *skipped) {
-  struct ent **v = malloc((m->used ? m->used : 1) * sizeof *v);
-  if (!v) return NULL;
-  size_t n = 0;
-  for (size_t i = 0; i < m->cap; i++) {
-    struct ent *e = m->slot[i];
-    if (!e || !e->live || !ns_wanted(o, e->ns, e->ns_len)) continue;
-    int64_t d = ent_deadline(e->expire_at_ms, e->max_idle_ms,
-                             e->last_access_ms);
-    if (d && d <= now) {
-      (*skipped)++;
-      continue;
+/* Write a tail key: its records applied over the snapshot's value base
+ * (NULL: the snapshot lacks the key).  Records a partial checkpoint
+ * already folded into base (LSN <= its version) are not applied again. */
+static int tail_emit(struct source *src, const struct tkey *k,
+                     const struct store_val *base) {
+  struct state st = {0};
+  uint64_t ver = 0;
+  if (base) {
+    st = (struct state){.live = 1, .type = base->type <= REC_T_MAX
+                                               ? base->type : REC_T_STRING,
+                        .val = base->data, .vlen = base->len,
+                        .expire_at_ms = base->expire_at_ms,
+                        .last_access_ms = base->last_access_ms,
+                        .max_idle_ms = base->max_idle_ms};
+    ver = base->version & VERSION_MEM_BIT ? 0 : base->version;
+  }
+  int rc = 0;
+  for (const struct trec *x = k->first; x && !rc; x = x->next)
+    if (x->lsn > ver) rc = state_apply(&st, x);
+  if (!rc && st.live) {
+    struct dump_entry e = {
+        .ns = k->ns, .ns_len = k->ns_len, .key = k->key, .klen = k->klen,
+        .val = st.val, .vlen = st.vlen, .type = st.type,
+        .expire_at_ms = st.expire_at_ms, .max_idle_ms = st.max_idle_ms,
+        .last_access_ms = st.last_access_ms};
+    rc = emit(src, &e);
+  }
+  free(st.own);
+  if (rc == CAIRN_ECORRUPT)
+    snprintf(src->err, sizeof src->err, "the log's records for a key of %"
+             PRIu32 " bytes do not apply to its value", k->klen);
+  return rc;
+}
+
+/* store_snap_fn: one snapshot entry, merged with the tail keys before it. */
+static int snap_visit(void *arg, const char *ns, size_t ns_len,
+                      const void *key, size_t klen,
+                      const struct store_val *v) {
+  struct source *src = arg;
+  int rc;
+  if (!src->scanned && (rc = tail_begin(src, src->o->dir)) != 0) return rc;
+  if (!ns_wanted(src->o, ns, ns_len)) return 0;
+  struct tail *t = &src->tail;
+  if (t->pos < t->used) {
+    uint8_t dk[DK_BUF];
+    size_t dl = dkey_make(dk, src->store, ns, ns_len, key, klen);
+    while (t->pos < t->used) { /* each pass takes one tail key */
+      struct tkey *k = t->order[t->pos];
+      int c = dkey_cmp(k->dk, k->dk_len, dk, dl);
+      if (c > 0) break;
+      t->pos++;
+      if (c == 0 && k->klen == klen && !memcmp(k->key, key, klen))
+        return tail_emit(src, k, v);
+      if ((rc = tail_emit(src, k, NULL)) != 0) return rc;
     }
-    v[n++] = e;
   }
-  if (n) qsort(v, n, sizeof *v, ent_cmp);
-  *n_out = n;
-  return v;
+  struct dump_entry e = {
+      .ns = ns, .ns_len = ns_len, .key = key, .klen = klen, .val = v->data,
+      .vlen = v->len, .type = v->type <= REC_T_MAX ? v->type : REC_T_STRING,
+      .expire_at_ms = v->expire_at_ms, .max_idle_ms = v->max_idle_ms,
+      .last_access_ms = v->last_access_ms};
+  return emit(src, &e);
 }
 
-static int write_entries(FILE *f, struct ent **v, size_t n,
-                         const struct source *src, int64_t now,
-                         const struct opts *o, uint64_t *bytes) {
-  struct dump_header h = {.lsn = src->lsn, .epoch = src->epoch,
-                          .created_ms = now, .entries = n};
-  struct dump_writer *w;
-  int rc = dump_writer_new(f, &h, &w);
-  if (rc) return rc;
-  struct progress p;
-  progress_start(&p, n, o->quiet);
-  for (size_t i = 0; i < n && !rc; i++) {
-    const struct ent *e = v[i];
-    struct dump_entry de = {
-        .ns = e->ns, .ns_len = e->ns_len, .key = e->key, .klen = e->klen,
-        .val = e->val, .vlen = e->vlen, .type = e->type,
-        .expire_at_ms = e->expire_at_ms, .max_idle_ms = e->max_idle_ms,
-        .last_access_ms = e->last_access_ms};
-    rc = dump_writer_add(w, &de);
-    progress(&p, i + 1, dump_writer_bytes(w));
+static void quiet_log(void *arg, int level, const char *msg) {
+  (void)arg;
+  if (level <= CAIRN_LOG_ERROR) fprintf(stderr, PROG ": %s\n", msg);
+}
+
+static const struct logger tool_logger = {quiet_log, NULL, CAIRN_LOG_ERROR};
+
+/* One attempt: the snapshot merged with the log.  0, GAP_RC (nothing was
+ * written) or an error (src->err says what, when it can). */
+static int source_dump(struct source *src) {
+  char path[WAL_PATH_MAX];
+  tail_free(&src->tail);
+  src->records = src->skipped = 0;
+  src->scanned = 0;
+  snprintf(path, sizeof path, "%s/lmdb", src->o->dir);
+  struct stat st;
+  if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) {
+    snprintf(src->err, sizeof src->err, "%s: not a cairn data directory "
+             "(no lmdb/)", src->o->dir);
+    return CAIRN_EINVAL;
   }
-  progress_end(&p);
+  struct store_config cfg = {.dir = path, .log = &tool_logger};
+  int rc = store_open(&cfg, &src->store);
   if (rc) {
-    dump_writer_free(w);
+    snprintf(src->err, sizeof src->err, "%s: %s", path, cairn_strerror(rc));
     return rc;
   }
-  return dump_writer_finish(w, bytes);
+  struct store_stats ss;
+  src->total_est = store_stats(src->store, &ss) == 0 ? ss.entries : 0;
+  rc = store_snapshot(src->store, snap_visit, src, &src->ckpt_lsn,
+                      &src->epoch);
+  if (!rc && !src->scanned) rc = tail_begin(src, src->o->dir); /* empty */
+  struct tail *t = &src->tail;
+  while (!rc && t->pos < t->used) rc = tail_emit(src, t->order[t->pos++], NULL);
+  store_close(src->store);
+  src->store = NULL;
+  if (rc && !src->err[0])
+    snprintf(src->err, sizeof src->err, "%s: %s", src->o->dir,
+             cairn_strerror(rc));
+  return rc;
 }
 
-/* Read the source, retrying a live read that lost its log to a
- * checkpoint. */
-static int read_source(struct source *src, int live) {
+/* Dump, retrying a live read that lost its log to a checkpoint. */
+static int dump_source(struct source *src, int live) {
   int rc = GAP_RC;
   for (int i = 0; i < (live ? DUMP_LIVE_TRIES : 1) && rc == GAP_RC; i++) {
     src->err[0] = '\0';
-    rc = source_read(src);
+    rc = source_dump(src);
   }
   if (rc == GAP_RC) rc = CAIRN_ECORRUPT;
+  progress_end(&src->prog);
   if (rc) tool_err(PROG, "%s", src->err[0] ? src->err : cairn_strerror(rc));
   return rc;
 }
 
-static int open_output(const struct opts *o, FILE **f) {
-  if (!o->out || !strcmp(o->out, "-")) {
-    if (isatty(STDOUT_FILENO)) {
-      tool_err(PROG, "refusing to write a dump to a terminal; use -o FILE");
-      return -1;
-    }
-    *f = stdout;
-    return 0;
+/* Take a shared lock on DIR/LOCK: 0, 1 if another process holds it (a
+ * running daemon), or -errno.  A missing LOCK file is not created. */
+static int dir_lock(const char *dir, int *fd_out) {
+  char path[WAL_PATH_MAX];
+  snprintf(path, sizeof path, "%s/LOCK", dir);
+  *fd_out = -1;
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return errno == ENOENT ? 0 : -errno;
+  if (flock(fd, LOCK_SH | LOCK_NB) != 0) {
+    int e = errno;
+    close(fd);
+    return e == EWOULDBLOCK ? 1 : -e;
   }
-  *f = fopen(o->out, "wbe");
+  *fd_out = fd;
+  return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * The output: FILE, or stdout through a spool file.
+ * --------------------------------------------------------------------- */
+
+static int to_stdout(const struct opts *o) {
+  return !o->out || !strcmp(o->out, "-");
+}
+
+static int open_output(const struct opts *o, FILE **f) {
+  if (to_stdout(o) && isatty(STDOUT_FILENO)) {
+    tool_err(PROG, "refusing to write a dump to a terminal; use -o FILE");
+    return -1;
+  }
+  /* The header is rewritten at the end, so the output must be seekable
+   * and readable: stdout gets a spool file, copied to it at the end. */
+  *f = to_stdout(o) ? tmpfile() : fopen(o->out, "w+be");
   if (!*f) {
-    tool_err(PROG, "%s: %s", o->out, strerror(errno));
+    tool_err(PROG, "%s: %s", to_stdout(o) ? "temporary file" : o->out,
+             strerror(errno));
     return -1;
   }
   return 0;
 }
 
+static int spool_copy(FILE *f) {
+  static uint8_t buf[1 << 20];
+  if (fseeko(f, 0, SEEK_SET) != 0) return -errno;
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, f)) > 0)
+    if (fwrite(buf, 1, n, stdout) != n) return errno ? -errno : -EIO;
+  if (ferror(f)) return errno ? -errno : -EIO;
+  if (fflush(stdout) != 0) return -errno;
+  if (fsync(STDOUT_FILENO) != 0 && errno != EINVAL && errno != EROFS)
+    return -errno;
+  return 0;
+}
+
 static int close_output(const struct opts *o, FILE *f, int failed) {
   int rc = 0;
-  if (f == stdout) {
-    if (fflush(f) != 0 || fsync(fileno(f)) != 0)
-      rc = errno == EINVAL || errno == EROFS ? 0 : -errno;
+  if (to_stdout(o)) {
+    if (!failed) rc = spool_copy(f);
+    fclose(f);
+    if (rc) tool_err(PROG, "writing stdout: %s", strerror(-rc));
     return rc;
   }
   if (!failed && (fflush(f) != 0 || fsync(fileno(f)) != 0)) rc = -errno;
@@ -533,30 +672,27 @@ static int do_dump(const struct opts *o) {
              "--live to dump beside it", o->dir);
     return EXIT_BUSY;
   }
-  uint64_t t0 = tool_mono_ms();
-  struct source src = {.dir = o->dir};
-  FILE *f = NULL;
-  int rc = read_source(&src, lr == 1);
-  if (!rc && open_output(o, &f) != 0) rc = -1;
-  uint64_t skipped = 0, bytes = 0;
-  size_t n = 0;
+  uint64_t t0 = tool_mono_ms(), bytes = 0, n = 0;
+  struct source src = {.o = o, .now = now_ms()};
+  int rc = open_output(o, &src.f);
+  if (!rc) rc = dump_source(&src, lr == 1);
   if (!rc) {
-    int64_t now = now_ms();
-    struct ent **v = collect(&src.map, o, now, &n, &skipped);
-    rc = v ? write_entries(f, v, n, &src, now, o, &bytes) : CAIRN_ENOMEM;
+    n = dump_writer_entries(src.w);
+    rc = dump_writer_finish(src.w, &bytes);
+    src.w = NULL;
     if (rc) tool_err(PROG, "writing %s: %s", o->out ? o->out : "-",
                      cairn_strerror(rc));
-    free(v);
-    if (close_output(o, f, rc != 0) != 0) rc = -1;
   }
-  emap_free(&src.map);
+  dump_writer_free(src.w);
+  if (src.f && close_output(o, src.f, rc != 0) != 0) rc = -1;
+  tail_free(&src.tail);
   if (lock_fd >= 0) close(lock_fd);
   if (rc) return EXIT_FAILURE;
   if (!o->quiet)
-    fprintf(stderr, PROG ": %zu entries, %" PRIu64 " bytes, as of LSN %"
-            PRIu64 " (checkpoint %" PRIu64 " + %" PRIu64 " log records); "
-            "%" PRIu64 " expired skipped; %.2f s\n", n, bytes, src.lsn,
-            src.ckpt_lsn, src.records, skipped,
+    fprintf(stderr, PROG ": %" PRIu64 " entries, %" PRIu64 " bytes, as of "
+            "LSN %" PRIu64 " (checkpoint %" PRIu64 " + %" PRIu64 " log "
+            "records); %" PRIu64 " expired skipped; %.2f s\n", n, bytes,
+            src.lsn, src.ckpt_lsn, src.records, src.skipped,
             (double)(tool_mono_ms() - t0) / 1000.0);
   return EXIT_SUCCESS;
 }

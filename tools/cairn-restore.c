@@ -4,9 +4,9 @@
  *   cairn-restore [--ns NAME]... [--force] [-q] FILE|- DATA_DIR
  *
  * Nothing becomes visible until every checksum held: the entries go into a
- * fresh directory beside the target (DATA_DIR.restore-XXXXXX) through the
- * public API, which is synced, checkpointed and closed; only then does it
- * take the target's name by rename.  An empty target is removed first; a
+ * fresh directory beside the target (DATA_DIR.restore-XXXXXX), whose store
+ * is synced once, at the end; only then does it take the target's name by
+ * rename.  An empty target is removed first; a
  * non-empty one is refused unless --force, which moves it aside, renames,
  * and then removes it.  On any error the temporary directory is removed
  * and the target is left as it was.
@@ -53,11 +53,17 @@ struct opts {
   int nns, force, quiet;
 };
 
-/* Entries go straight into the store, as a checkpoint would write them:
- * held in memory up to RESTORE_HELD_MAX entries or bytes, sorted in the
- * store's key order, and written in transactions of CKPT_TXN_KEYS keys.
- * The log is not involved: the restored store's checkpoint LSN covers
- * every entry, and the log of the new directory starts after it. */
+/* Entries go straight into the store; the log is not involved: the
+ * restored store's checkpoint LSN covers every entry, and the log of the
+ * new directory starts after it.
+ *
+ * A dump written by cairn-dump comes in the store's key order, so its
+ * entries are appended as they arrive (store_load_put: no sort, no
+ * lookup, no sync until the end).  An entry out of that order (a dump
+ * from elsewhere) ends the appending; it and the rest take the general
+ * path: held in memory up to RESTORE_HELD_MAX entries or bytes, sorted in
+ * the store's key order, and written in transactions of CKPT_TXN_KEYS
+ * keys, as a checkpoint writes them. */
 #define RESTORE_HELD_MAX   (1u << 20)
 #define RESTORE_HELD_BYTES (256u << 20)
 
@@ -73,6 +79,8 @@ struct held {
 struct restore {
   const struct opts *o;
   struct store *store;
+  struct store_load *load; /* while the entries come in order */
+  int general;             /* an entry came out of order */
   int64_t now;
   uint64_t entries, bytes, expired, filtered;
   int rc;
@@ -232,6 +240,32 @@ static int held_flush(struct restore *st, int last) {
   return rc;
 }
 
+/* Append e; 1 if it is out of order (nothing was written), 0, or an
+ * error. */
+static int load_entry(struct restore *st, const struct dump_entry *e) {
+  uint64_t h = table_hash(e->key, e->klen);
+  struct store_val v = {st->version + 1, e->expire_at_ms, e->max_idle_ms,
+                        e->max_idle_ms ? st->now : e->last_access_ms,
+                        (uint8_t)e->type, (void *)e->val, e->vlen};
+  int rc = store_load_put(st->load, e->ns, e->ns_len, table_shard(h),
+                          (uint32_t)(h >> 32), e->key, e->klen, &v);
+  if (rc == CAIRN_EEXISTS) return 1;
+  if (rc) return rc;
+  st->version++;
+  st->entries++;
+  st->bytes += e->klen + e->vlen;
+  return 0;
+}
+
+/* Leave the appending path: commit what it wrote (the checkpoint LSN is
+ * recorded by the general path's last commit). */
+static int load_end(struct restore *st) {
+  st->general = 1;
+  int rc = store_load_commit(st->load, store_ckpt_lsn(st->store), 1);
+  st->load = NULL;
+  return rc;
+}
+
 static int restore_entry(struct restore *st, const struct dump_entry *e) {
   if (!ns_wanted(st->o, e->ns, e->ns_len)) {
     st->filtered++;
@@ -241,6 +275,11 @@ static int restore_entry(struct restore *st, const struct dump_entry *e) {
   if (d && d <= st->now) {
     st->expired++;
     return 0;
+  }
+  if (!st->general) {
+    int rc = load_entry(st, e);
+    if (rc <= 0) return rc;
+    if ((rc = load_end(st)) != 0) return rc;
   }
   if (!st->held && !(st->held = malloc(RESTORE_HELD_MAX * sizeof *st->held)))
     return CAIRN_ENOMEM;
@@ -341,6 +380,10 @@ static int build_open(struct restore *st, const char *tmp) {
                                .max_readers = STORE_READERS,
                                .log = &restore_logger};
     rc = store_open(&cfg, &st->store);
+    if (!rc && (rc = store_load_begin(st->store, &st->load)) != 0) {
+      store_close(st->store);
+      st->store = NULL;
+    }
   }
   if (rc) tool_err(PROG, "%s: %s", tmp, cairn_strerror(rc));
   return rc != 0;
@@ -357,10 +400,17 @@ static int build(struct restore *st, FILE *f, const char *tmp) {
   if (!bad) bad = restore_stream(st, f, r, buf);
   /* The last write records the checkpoint LSN, after every checksum of
    * the file was verified by restore_stream. */
-  if (!bad && (rc = held_flush(st, 1)) != 0) {
-    tool_err(PROG, "%s: %s", tmp, cairn_strerror(rc));
-    bad = 1;
+  if (!bad) {
+    rc = st->load ? store_load_commit(st->load, st->version, 1)
+                  : held_flush(st, 1);
+    st->load = NULL;
+    if (rc) {
+      tool_err(PROG, "%s: %s", tmp, cairn_strerror(rc));
+      bad = 1;
+    }
   }
+  store_load_abort(st->load);
+  st->load = NULL;
   for (size_t i = 0; i < st->nheld; i++) free(st->held[i]);
   free(st->held);
   dump_reader_free(r);
