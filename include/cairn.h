@@ -97,6 +97,12 @@ typedef enum cairn_durability {
 #define CAIRN_OPEN_NO_URING 0x2u /* use pwritev + fdatasync, not io_uring */
 #define CAIRN_OPEN_NO_EXPIRY 0x4u /* no background reclamation (followers,
                                     tools); expired entries stay hidden */
+#define CAIRN_OPEN_FOLLOWER 0x8u /* to follow a leader (cairnd): expire
+                                    nothing (the leader's deletes come
+                                    through the log), and do not checkpoint
+                                    the replayed log at once, so a tail
+                                    that diverged from the leader's can
+                                    still be cut */
 
 /* Log levels passed to cairn_options.log_fn. */
 enum { CAIRN_LOG_ERROR = 0, CAIRN_LOG_WARN = 1, CAIRN_LOG_INFO = 2,

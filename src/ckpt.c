@@ -438,7 +438,7 @@ int ckpt_start(struct wal *w, struct store *s, const struct ckpt_config *cfg,
   c->log_bytes_at = ws.bytes;
   c->st.lsn = store_ckpt_lsn(s);
   /* A replayed log is not counted in ws.bytes: check it in soon. */
-  if (ws.last_lsn > c->st.lsn) c->req_gen = 1;
+  if (ws.last_lsn > c->st.lsn && !cfg->defer_replayed) c->req_gen = 1;
   pthread_mutex_init(&c->mu, NULL);
   pthread_condattr_t ca;
   pthread_condattr_init(&ca);

@@ -32,6 +32,9 @@ struct ckpt_config {
    * new checkpoint LSN, or the error that made it fail. */
   void (*done)(void *arg, int rc, uint64_t ckpt_lsn);
   void *arg;
+  /* Do not checkpoint the log replayed at open right away (a follower
+   * may yet have to cut a tail that diverged from its leader's). */
+  int defer_replayed;
 };
 
 struct ckpt_stats {

@@ -5,7 +5,7 @@
  *
  * Data directory:
  *   LOCK   flock'd while open, so two processes never share a directory
- *   meta   format version, database id and epoch (written atomically)
+ *   meta   format version, data id and epoch history (meta.h)
  *   wal/   log segments (wal.h): every record after the checkpoint LSN
  *   lmdb/  the state as of the checkpoint LSN (store.h)
  *
@@ -27,7 +27,9 @@
 #include "ckpt.h"
 #include "coll.h"
 #include "db.h"
+#include "follow.h"
 #include "limits.h"
+#include "meta.h"
 #include "record.h"
 #include "store.h"
 #include "sys.h"
@@ -35,7 +37,6 @@
 #include "util.h"
 #include "wal.h"
 
-#define META_FORMAT 1
 #define DEFAULT_NS "default"
 
 /* ------------------------------------------------------------------------
@@ -331,12 +332,9 @@ static int replay_coll(cairn *db, struct ns *s, uint64_t hash,
   return rc;
 }
 
-static int replay_one(cairn *db, uint64_t lsn, const struct rec *r,
-                      int64_t now) {
-  struct ns *s;
-  int rc = db_ns_get(db, r->ns, r->ns_len, &s);
-  if (rc) return rc;
-  uint64_t hash = table_hash(r->key, r->klen);
+static int replay_one(cairn *db, struct ns *s, uint64_t hash, uint64_t lsn,
+                      const struct rec *r, int64_t now) {
+  int rc;
   switch (r->op) {
   case REC_PUT:
     return replay_set(db, s, hash, r, lsn, r->val, r->vlen,
@@ -359,18 +357,38 @@ static int replay_one(cairn *db, uint64_t lsn, const struct rec *r,
   }
 }
 
-/* wal_apply_fn: open is single-threaded, so no locks are taken here. */
-static int replay_apply(void *arg, uint64_t lsn, const struct rec *r) {
-  struct replay *rp = arg;
-  if (r->op != REC_BATCH) return replay_one(rp->db, lsn, r, rp->now);
+/* One record, under its shard's write lock if lock is set (a follower
+ * applies while readers run). */
+static int replay_locked(cairn *db, uint64_t lsn, const struct rec *r,
+                         int64_t now, int lock) {
+  struct ns *s;
+  int rc = db_ns_get(db, r->ns, r->ns_len, &s);
+  if (rc) return rc;
+  uint64_t hash = table_hash(r->key, r->klen);
+  unsigned shard = table_shard(hash);
+  if (lock) table_wrlock(s->t, shard);
+  rc = replay_one(db, s, hash, lsn, r, now);
+  if (lock) table_unlock(s->t, shard);
+  return rc;
+}
+
+int db_replay(cairn *db, uint64_t lsn, const struct rec *r, int64_t now,
+              int lock) {
+  if (r->op != REC_BATCH) return replay_locked(db, lsn, r, now, lock);
   size_t off = 0;
   for (uint32_t i = 0; i < r->klen; i++) {
     struct rec sub;
     int rc = rec_decode(r->val, r->vlen, &off, &sub);
     if (rc) return rc; /* the frame was checked; this is a bug or bad RAM */
-    if ((rc = replay_one(rp->db, lsn, &sub, rp->now)) != 0) return rc;
+    if ((rc = replay_locked(db, lsn, &sub, now, lock)) != 0) return rc;
   }
   return 0;
+}
+
+/* wal_apply_fn: open is single-threaded, so no locks are taken here. */
+static int replay_apply(void *arg, uint64_t lsn, const struct rec *r) {
+  struct replay *rp = arg;
+  return db_replay(rp->db, lsn, r, rp->now, 0);
 }
 
 /* ------------------------------------------------------------------------
@@ -395,59 +413,19 @@ static int dir_lock(cairn *db) {
   return 0;
 }
 
-static int meta_write(cairn *db, uint64_t epoch) {
-  char path[WAL_PATH_MAX], tmp[WAL_PATH_MAX + 8], buf[256], id[33];
-  uint8_t raw[16];
-  FILE *r = fopen("/dev/urandom", "rb");
-  if (!r || fread(raw, 1, sizeof raw, r) != sizeof raw) {
-    if (r) fclose(r);
-    return CAIRN_EIO;
-  }
-  fclose(r);
-  for (int i = 0; i < 16; i++) snprintf(id + 2 * i, 3, "%02x", raw[i]);
-  int n = snprintf(buf, sizeof buf, "cairn-meta %d\nid %s\nepoch %" PRIu64
-                   "\ncreated %" PRId64 "\n", META_FORMAT, id, epoch, now_ms());
-  snprintf(path, sizeof path, "%s/meta", db->dir);
-  snprintf(tmp, sizeof tmp, "%s.tmp", path);
-  int fd = sys_ops.open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return -errno;
-  int rc = sys_pwrite_all(fd, buf, (size_t)n, 0);
-  if (rc == 0 && sys_ops.fsync(fd) != 0) rc = -errno;
-  close(fd);
-  if (rc == 0 && sys_ops.rename(tmp, path) != 0) rc = -errno;
-  if (rc == 0) rc = sys_fsync_dir(db->dir);
-  if (rc == -ENOSPC) rc = CAIRN_EFULL;
-  return rc;
+static int sync_leftover(cairn *db) {
+  return follow_leftover(db->dir, &db->log);
 }
 
 /* Read DIR/meta, creating it for a new directory. */
 static int meta_load(cairn *db) {
-  char path[WAL_PATH_MAX], buf[512];
-  snprintf(path, sizeof path, "%s/meta", db->dir);
-  FILE *f = fopen(path, "re");
-  if (!f) {
-    if (errno != ENOENT) return -errno;
-    db->epoch = 1;
-    return meta_write(db, db->epoch);
+  int rc = meta_read(db->dir, &db->log, &db->meta);
+  if (rc == CAIRN_ENOTFOUND) {
+    rc = meta_init(&db->meta);
+    if (rc == 0) rc = meta_write(db->dir, &db->meta);
   }
-  size_t n = fread(buf, 1, sizeof buf - 1, f);
-  fclose(f);
-  buf[n] = '\0';
-  int format = 0;
-  uint64_t epoch = 0;
-  const char *ep = strstr(buf, "\nepoch ");
-  if (sscanf(buf, "cairn-meta %d\n", &format) != 1 || !ep ||
-      sscanf(ep, "\nepoch %" SCNu64, &epoch) != 1 || epoch == 0) {
-    log_error(&db->log, "%s: not a cairn meta file, or damaged", path);
-    return CAIRN_ECORRUPT;
-  }
-  if (format != META_FORMAT) {
-    log_error(&db->log, "%s: format version %d, but this build reads %d",
-              path, format, META_FORMAT);
-    return CAIRN_EVERFMT;
-  }
-  db->epoch = epoch;
-  return 0;
+  if (rc == 0) db->epoch = meta_epoch(&db->meta);
+  return rc;
 }
 
 /* ------------------------------------------------------------------------
@@ -462,6 +440,7 @@ static void db_free(cairn *db) {
   store_close(db->store);
   if (db->lock_fd >= 0) close(db->lock_fd);
   pthread_mutex_destroy(&db->ns_mu);
+  pthread_mutex_destroy(&db->meta_mu);
   free(db->admit);
   free(db->dir);
   free(db);
@@ -516,6 +495,7 @@ static int db_start_ckpt(cairn *db) {
       .epoch = db->epoch,
       .log = &db->log,
       .done = ckpt_done,
+      .defer_replayed = (db->opt.flags & CAIRN_OPEN_FOLLOWER) != 0,
       .arg = db,
   };
   return ckpt_start(db->wal, db->store, &cfg, &db->ckpt);
@@ -543,7 +523,9 @@ CAIRN_EXPORT int cairn_open(const char *dir, const cairn_options *opt,
   db->opt = o;
   db->log = (struct logger){o.log_fn, o.log_arg, o.log_level};
   db->lock_fd = -1;
+  db->follower = (o.flags & CAIRN_OPEN_FOLLOWER) != 0;
   pthread_mutex_init(&db->ns_mu, NULL);
+  pthread_mutex_init(&db->meta_mu, NULL);
   if (o.max_memory &&
       !(db->admit = calloc(ADMIT_BITS / 64, sizeof *db->admit))) {
     free(db->dir);
@@ -552,6 +534,7 @@ CAIRN_EXPORT int cairn_open(const char *dir, const cairn_options *opt,
   }
   if (mkdir(dir, 0755) != 0 && errno != EEXIST) rc = -errno;
   if (rc == 0) rc = dir_lock(db);
+  if (rc == 0) rc = sync_leftover(db);
   if (rc == 0) rc = meta_load(db);
   if (rc == 0) rc = db_open_store(db);
   if (rc == 0) rc = db_open_log(db);
@@ -569,11 +552,14 @@ CAIRN_EXPORT int cairn_open(const char *dir, const cairn_options *opt,
 }
 
 CAIRN_EXPORT void cairn_close(cairn *db) {
-  if (!db) return;
+  if (db) db_close_mode(db, 1);
+}
+
+void db_close_mode(cairn *db, int checkpoint) {
   maint_stop(db);
   /* A clean close leaves nothing to replay: sync, then checkpoint. */
   int rc = wal_sync(db->wal);
-  if (rc == 0) rc = ckpt_stop(db->ckpt, 1);
+  if (rc == 0) rc = ckpt_stop(db->ckpt, checkpoint);
   else ckpt_stop(db->ckpt, 0);
   if (rc && rc != CAIRN_EIO)
     log_warn(&db->log, "checkpoint at close: %s; the log will be replayed "

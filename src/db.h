@@ -11,6 +11,7 @@
 #include "cairn.h"
 #include "limits.h"
 #include "log.h"
+#include "meta.h"
 #include "table.h"
 
 struct ckpt;
@@ -49,6 +50,11 @@ struct cairn {
   struct store *store;     /* the checkpointed state (LMDB) */
   struct ckpt *ckpt;
   uint64_t epoch;
+  /* The data id and epoch history (meta.h).  Changed only by the
+   * replication calls (follow.c), under meta_mu. */
+  pthread_mutex_t meta_mu;
+  struct meta meta;
+  int follower;            /* applies a leader's log: expires nothing */
 
   /* Namespaces: published with release stores, read without locks. */
   pthread_mutex_t ns_mu;
@@ -95,6 +101,16 @@ int db_ns_get(cairn *db, const char *name, size_t len, struct ns **out);
 int db_cold(const cairn *db, const struct ns *s);
 /* Bytes held in memory by every namespace. */
 uint64_t db_memory(cairn *db);
+
+/* Apply one logged record (a batch: each of its records) to memory, as
+ * recovery does; lock: take each key's shard write lock (readers are
+ * running).  Errors: CAIRN_ENOMEM, CAIRN_ECORRUPT, the store's. */
+struct rec;
+int db_replay(cairn *db, uint64_t lsn, const struct rec *r, int64_t now,
+              int lock);
+/* Close; checkpoint: as cairn_close does, or leave LMDB as it is (a
+ * follower about to cut its log's tail must not checkpoint it). */
+void db_close_mode(cairn *db, int checkpoint);
 
 /* ops.c */
 /* Is e a live entry (not a tombstone, not past its deadline)? */

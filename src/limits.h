@@ -17,6 +17,9 @@
 #define BATCH_OPS_MAX     65536u            /* operations in one batch */
 #define BATCH_BYTES_MAX   (256u * 1024u * 1024u) /* encoded bytes of a batch */
 
+/* Files. */
+#define PATH_BYTES_MAX    4096u             /* a path built from a data dir */
+
 /* Log. */
 #define SEGMENT_BYTES_DEFAULT (64ull * 1024 * 1024)
 #define SEGMENT_BYTES_MIN     (1ull * 1024 * 1024)

@@ -97,7 +97,9 @@ static int expire_one(cairn *db, struct ns *s, const char *key, size_t klen) {
   if (e && (entry_flags(e) & ENTRY_F_TOMB)) {
     if (entry_version(e) <= ckpt) entry_free(table_remove(s->t, hash, key, klen));
     wal_unreserve(db->wal, bytes);
-  } else if (e && !db_entry_live(e, now)) {
+  } else if (e && !db_entry_live(e, now) &&
+             !__atomic_load_n(&db->follower, __ATOMIC_ACQUIRE)) {
+    /* A follower waits for its leader's delete, which the log brings. */
     uint64_t lsn;
     if (entry_flags(e) & ENTRY_F_MEMORY) {
       wal_unreserve(db->wal, bytes);
