@@ -26,6 +26,7 @@
 #include "cmds_data.h"
 #include "srv_config.h"
 #include "net.h"
+#include "repl.h"
 #include "server.h"
 #include "util.h"
 
@@ -186,7 +187,7 @@ static int open_logfile(const struct srv_config *cfg) {
   return 0;
 }
 
-static int open_engine(struct server *s) {
+int srv_open_engine(struct server *s) {
   const struct srv_config *cfg = s->cfg;
   cairn_options o;
   cairn_options_init(&o);
@@ -194,10 +195,13 @@ static int open_engine(struct server *s) {
   o.interval_ms = (uint32_t)cfg->interval_ms;
   o.max_memory = (uint64_t)cfg->maxmemory;
   o.checkpoint_bytes = (uint64_t)cfg->checkpoint_bytes;
+  o.segment_bytes = (uint64_t)cfg->log_segment_size;
   o.checkpoint_interval_ms = (uint32_t)cfg->checkpoint_interval_ms;
   o.expired_fn = pubsub_expired_hook; /* keyspace "expired" events */
   o.expired_arg = s;
   o.log_fn = engine_log;
+  if (replica_active() || (cfg->replicaof[0] && !cfg->promote))
+    o.flags |= CAIRN_OPEN_FOLLOWER;
   o.log_level = CAIRN_LOG_DEBUG;  /* filtered by srv_log, which follows loglevel */
   int rc = cairn_open(cfg->dir, &o, &s->db);
   if (rc) {
@@ -265,14 +269,19 @@ int main(int argc, char **argv) {
   else snprintf(s.exe, sizeof s.exe, "%s", argv[0]);
   srv_main = &s;
   install_signals();
-  if (open_engine(&s)) return EXIT_FAILURE;
+  if (srv_open_engine(&s)) return EXIT_FAILURE;
   if (net_init(&s)) {
+    cairn_close(s.db);
+    return EXIT_FAILURE;
+  }
+  if (repl_start(&s)) {
     cairn_close(s.db);
     return EXIT_FAILURE;
   }
   log_startup(&s);
   rc = net_run(&s, &signalled);
   srv_log(CAIRN_LOG_INFO, NULL, "shutting down: closing the database");
+  repl_stop(&s);
   bgsave_wait();
   cairn_close(s.db);
   s.db = NULL;

@@ -17,6 +17,7 @@
 
 #include "cmds.h"
 #include "net.h"
+#include "repl.h"
 #include "server.h"
 #include "util.h"
 
@@ -55,6 +56,14 @@ const struct cmd cmd_table[] = {
   {"flushdb", -1, W, cmd_flushdb, 0, 0, 0, "server", "Removes all keys from the current database."},
   {"flushall", -1, W, cmd_flushall, 0, 0, 0, "server", "Removes all keys from all databases."},
   {"role", 1, F | L, cmd_role, 0, 0, 0, "server", "Returns the replication role."},
+  /* replication (repl.c) */
+  {"replicaof", 3, A, cmd_replicaof, 0, 0, 0, "server", "Configures a server as replica of another, or promotes it to a master."},
+  {"slaveof", 3, A, cmd_replicaof, 0, 0, 0, "server", "Sets a Redis server as a replica of another, or promotes it to being a master."},
+  {"wait", 3, 0, cmd_wait, 0, 0, 0, "generic", "Blocks until the asynchronous replication of all preceding write commands sent by the connection is completed."},
+  {"waitaof", 4, 0, cmd_waitaof, 0, 0, 0, "generic", "Blocks until all of the preceding write commands sent by the connection are written to the append-only file of the master and/or replicas."},
+  {"replconf", -1, A | L, cmd_replconf, 0, 0, 0, "server", "An internal command for configuring the replication stream."},
+  {"replsync", -5, A, cmd_replsync, 0, 0, 0, "server", "Starts a replication stream from this leader (cairn)."},
+  {"resync", 1, A, cmd_resync, 0, 0, 0, "server", "Replaces a follower's data with a full sync from its leader (cairn)."},
   /* data commands (cmds_data.h, cmds_coll.h) */
   {"get", 2, R | F, cmd_get, 1, 1, 1, "string", NULL},
   {"set", -3, W, cmd_set, 1, 1, 1, "string", NULL},
@@ -322,6 +331,8 @@ static int refuse(struct client *c, const struct cmd *cmd) {
              "PING / QUIT / RESET are allowed in this context", cmd->name);
     return reject(c, buf);
   }
+  if ((cmd->flags & CMD_WRITE) && repl_is_follower(c->srv))
+    return reject(c, ERR_READONLY);
   if (c->readonly_user && (cmd->flags & (CMD_WRITE | CMD_ADMIN))) {
     snprintf(buf, sizeof buf,
              "NOPERM User %s has no permissions to run the '%s' command",

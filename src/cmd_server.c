@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "cmds.h"
+#include "repl.h"
 #include "srv_config.h"
 #include "server.h"
 #include "util.h"
@@ -300,21 +301,22 @@ static void info_stats(struct info *in, struct server *s,
   add(in, "evicted_keys:%llu", (unsigned long long)s->stat_evicted_keys);
   add(in, "keyspace_hits:%llu", (unsigned long long)hits);
   add(in, "keyspace_misses:%llu", (unsigned long long)misses);
+  uint64_t sync[3];
+  repl_sync_stats(sync);
+  add(in, "sync_full:%llu", (unsigned long long)sync[0]);
+  add(in, "sync_partial_ok:%llu", (unsigned long long)sync[1]);
+  add(in, "sync_partial_err:%llu", (unsigned long long)sync[2]);
   add(in, "pubsub_channels:0");
   add(in, "total_error_replies:0");
 }
 
-static void info_replication(struct info *in, struct server *s,
-                             const struct cairn_stats *st) {
+static void info_line(void *arg, const char *text) {
+  add(arg, "%s", text);
+}
+
+static void info_replication(struct info *in, struct server *s) {
   section(in, "Replication");
-  add(in, "role:master");
-  add(in, "connected_slaves:0");
-  add(in, "master_failover_state:no-failover");
-  add(in, "master_replid:%s", s->run_id);
-  add(in, "master_replid2:0000000000000000000000000000000000000000");
-  add(in, "master_repl_offset:%llu", (unsigned long long)st->last_lsn);
-  add(in, "second_repl_offset:-1");
-  add(in, "repl_backlog_active:0");
+  repl_info(s, info_line, in);
 }
 
 static void info_cpu(struct info *in) {
@@ -357,7 +359,7 @@ void cmd_info(struct client *c) {
   if (wants(c, "memory", 1)) info_memory(&in, s, &st);
   if (wants(c, "persistence", 1)) info_persistence(&in, s, &st);
   if (wants(c, "stats", 1)) info_stats(&in, s, &st);
-  if (wants(c, "replication", 1)) info_replication(&in, s, &st);
+  if (wants(c, "replication", 1)) info_replication(&in, s);
   if (wants(c, "cpu", 1)) info_cpu(&in);
   if (wants(c, "keyspace", 1)) info_keyspace(&in, s);
   reply_verbatim(c, in.b.data ? in.b.data : "", in.b.len);
@@ -580,12 +582,6 @@ void cmd_shutdown(struct client *c) {
   c->flags |= CLIENT_CLOSE_ASAP;  /* no reply, as Redis */
 }
 
-void cmd_role(struct client *c) {
-  reply_array(c, 3);
-  reply_cstr(c, "master");
-  reply_int(c, (long long)last_lsn(c->srv->db));
-  reply_array(c, 0);
-}
 
 /* ------------------------------------------------------------------------
  * SLOWLOG

@@ -94,6 +94,17 @@ static const struct directive dirs[] = {
    86400000, "10000", 0, 0, 0},
   {"replicaof", T_STR, OFF(replicaof), 0, 0, 0, "", 0, 0, 0},
   {"masterauth", T_STR, OFF(masterauth), 1, 0, 0, "", 0, 0, 0},
+  {"masteruser", T_STR, OFF(masteruser), 1, 0, 0, "", 0, 0, 0},
+  {"repl-backlog-size", T_SIZE, OFF(repl_backlog_size), 1, 1 << 20, SZMAX,
+   "1gb", 0, 0, 0},
+  {"repl-backlog-ttl", T_INT, OFF(repl_backlog_ttl), 1, 1, 86400 * 30, "3600",
+   0, 0, 0},
+  {"repl-timeout", T_INT, OFF(repl_timeout), 1, 1, 86400, "60", 0, 0, 0},
+  {"replica-priority", T_INT, OFF(replica_priority), 1, 0, 1000000, "100", 0,
+   0, 0},
+  {"promote", T_BOOL, OFF(promote), 0, 0, 1, "no", 0, 0, 0},
+  {"log-segment-size", T_SIZE, OFF(log_segment_size), 0,
+   (long long)SEGMENT_BYTES_MIN, (long long)SEGMENT_BYTES_MAX, "64mb", 0, 0, 0},
   {"logfile", T_STR, OFF(logfile), 0, 0, 0, "", 0, 0, 0},
   {"loglevel", T_SPECIAL, 0, 1, 0, 0, "notice", p_loglevel, f_loglevel, 0},
   {"notify-keyspace-events", T_SPECIAL, 0, 1, 0, 0, "", p_notify, f_notify,
@@ -112,6 +123,7 @@ static const struct directive *find_dir(const char *name) {
     if (!strcasecmp(dirs[i].name, name)) return &dirs[i];
   /* Redis's older spelling. */
   if (!strcasecmp(name, "slaveof")) return find_dir("replicaof");
+  if (!strcasecmp(name, "slave-priority")) return find_dir("replica-priority");
   return NULL;
 }
 
@@ -242,8 +254,8 @@ static int apply_plain(struct srv_config *cfg, const struct directive *d,
     break;
   }
   case T_BOOL: {
-    int b = 0;
-    rc = parse_bool(argv[1], &b);
+    int b = 1;   /* "--promote" alone: a flag */
+    if (*argv[1]) rc = parse_bool(argv[1], &b);
     v = b;
     break;
   }

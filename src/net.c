@@ -39,6 +39,7 @@
 
 #include "srv_config.h"
 #include "net.h"
+#include "repl.h"
 #include "cmds_data.h"
 #include "server.h"
 #include "util.h"
@@ -69,6 +70,7 @@ struct hold {
 
 struct completion {
   uint64_t token;   /* client id << 24 | hold seq */
+  uint64_t lsn;
   int rc;
 };
 
@@ -80,7 +82,6 @@ static int cq_lost;   /* a completion could not be queued (no memory) */
 
 /* Runs on the engine's log thread: short, never blocks for long. */
 static void on_write_done(void *arg, int rc, uint64_t lsn) {
-  (void)lsn;
   uint64_t token = (uint64_t)(uintptr_t)arg;
   int wake = 0;
   pthread_mutex_lock(&cq_mu);
@@ -94,17 +95,19 @@ static void on_write_done(void *arg, int rc, uint64_t lsn) {
   }
   if (cq_len < cq_cap) {
     wake = cq_len == 0;
-    cq[cq_len++] = (struct completion){token, rc};
+    cq[cq_len++] = (struct completion){token, lsn, rc};
   } else {
     cq_lost = 1;
     wake = 1;
   }
   pthread_mutex_unlock(&cq_mu);
-  if (wake) {
-    uint64_t one = 1;
-    ssize_t w = write(cq_efd, &one, sizeof one);
-    (void)w; /* a full counter still wakes the loop */
-  }
+  if (wake) net_wake();
+}
+
+void net_wake(void) {
+  uint64_t one = 1;
+  ssize_t w = write(cq_efd, &one, sizeof one);
+  (void)w; /* a full counter still wakes the loop */
 }
 
 /* ------------------------------------------------------------------------
@@ -201,6 +204,12 @@ cairn_write srv_write(struct client *c, const cairn_write *base) {
   else c->holds = h;
   c->holds_tail = h;
   c->nholds++;
+  /* Followers acknowledge what they fsynced; the leader's own copy must
+   * be no less durable before the reply goes out. */
+  if (c->srv->cfg->min_replicas_ack > 0 &&
+      c->srv->cfg->durability == CAIRN_DURABILITY_INTERVAL &&
+      w.durability == CAIRN_DURABILITY_DEFAULT)
+    w.durability = CAIRN_DURABILITY_FSYNC;
   w.done = on_write_done;
   w.done_arg = (void *)(uintptr_t)(c->id << 24 | h->seq);
   return w;
@@ -229,7 +238,11 @@ static void hold_fail(struct client *c, struct hold *h) {
   char text[300];
   struct resp_buf e;
   if (h->replaced) return;
-  snprintf(text, sizeof text, "IOERR write failed: %s", cairn_strerror(h->rc));
+  if (h->rc == SRV_ENOREPLICAS)
+    snprintf(text, sizeof text, "%s", ERR_NOREPLICAS);
+  else
+    snprintf(text, sizeof text, "IOERR write failed: %s",
+             cairn_strerror(h->rc));
   resp_buf_init(&e);
   resp_add_error(&e, text, strlen(text));
   if (e.oom) {
@@ -289,7 +302,13 @@ static void holds_free(struct client *c) {
 
 static void client_flush(struct client *c);
 
-static void complete_one(struct server *s, uint64_t token, int rc) {
+static void complete_one(struct server *s, uint64_t token, uint64_t lsn,
+                         int rc) {
+  if (rc == 0 && repl_park(s, token, lsn)) return;
+  net_complete(s, token, rc);
+}
+
+void net_complete(struct server *s, uint64_t token, int rc) {
   struct client *c = srv_client_by_id(s, token >> 24);
   if (!c) return;   /* gone: its holds went with it */
   uint32_t seq = (uint32_t)(token & HOLD_SEQ_MASK);
@@ -301,6 +320,7 @@ static void complete_one(struct server *s, uint64_t token, int rc) {
     break;
   }
   holds_release(c);
+  client_flush(c);
 }
 
 /* Drain the completion queue; returns the number handled. */
@@ -316,9 +336,11 @@ static size_t completions_drain(struct server *s) {
   cq_len = cq_cap = 0;
   cq_lost = 0;
   pthread_mutex_unlock(&cq_mu);
-  for (size_t i = 0; i < len; i++) complete_one(s, batch[i].token, batch[i].rc);
+  for (size_t i = 0; i < len; i++)
+    complete_one(s, batch[i].token, batch[i].lsn, batch[i].rc);
   free(batch);
   if (lost) srv_log(CAIRN_LOG_ERROR, NULL, "write completions were lost (out of memory)");
+  repl_events(s);
   for (struct client *c = s->clients; c; c = c->next) client_flush(c);
   return len;
 }
@@ -387,6 +409,7 @@ static void client_free(struct server *s, struct client *c) {
   if (multi_client_free) multi_client_free(c);
   if (pubsub_client_free) pubsub_client_free(c);
   id_remove(s, c);
+  if (c->flags & CLIENT_BLOCKED_READ) s->blocked_clients--;
   if (c->prev) c->prev->next = c->next;
   else s->clients = c->next;
   if (c->next) c->next->prev = c->prev;
@@ -581,7 +604,9 @@ static void protocol_error(struct client *c, const char *text) {
 static void process_input(struct client *c) {
   size_t pos = 0;
   /* Each round consumes a command or stops. */
-  while (pos < c->in_len && !(c->flags & (CLIENT_CLOSE_AFTER_REPLY | CLIENT_CLOSE_ASAP))) {
+  while (pos < c->in_len &&
+         !(c->flags & (CLIENT_CLOSE_AFTER_REPLY | CLIENT_CLOSE_ASAP |
+                       CLIENT_BLOCKED_READ))) {
     if (c->srv->shutdown_asap) break;
     size_t used = 0;
     int rc = resp_parse(&c->parser, c->in + pos, c->in_len - pos, &used, &c->req);
@@ -611,6 +636,38 @@ static void process_input(struct client *c) {
     memmove(c->in, c->in + pos, c->in_len - pos);
     c->in_len -= pos;
   }
+}
+
+void net_client_block(struct client *c) {
+  if (c->flags & CLIENT_BLOCKED_READ) return;
+  c->flags |= CLIENT_BLOCKED_READ;
+  c->srv->blocked_clients++;
+  ep_mod(c->srv, c, 0);
+}
+
+/* Resume c: what it pipelined behind the blocking command runs now. */
+void net_client_unblock(struct client *c) {
+  if (!(c->flags & CLIENT_BLOCKED_READ)) return;
+  c->flags &= ~CLIENT_BLOCKED_READ;
+  c->srv->blocked_clients--;
+  ep_mod(c->srv, c, 0);
+  process_input(c);
+  client_flush(c);
+}
+
+int net_client_detach(struct client *c) {
+  client_flush(c);
+  if (c->fd < 0 || c->out_sent != c->out.len) return -1;
+  int fd = c->fd;
+  epoll_ctl(c->srv->epfd, EPOLL_CTL_DEL, fd, NULL);
+  c->fd = -1;
+  c->flags |= CLIENT_CLOSE_ASAP;
+  int fl = fcntl(fd, F_GETFL);
+  if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
 }
 
 static int grow_input(struct client *c) {
@@ -818,6 +875,7 @@ static void cron(struct server *s) {
     s->stat_cmds_sample = s->stat_cmds;
     s->sample_ms = now;
   }
+  repl_events(s);
   sweep_clients(s, 1);
 }
 

@@ -88,6 +88,7 @@ struct client {
   char addr[64];      /* "ip:port" or the unix socket path */
   char laddr[64];
   int unix_socket;
+  int repl_port;      /* REPLCONF listening-port of a follower */
   int64_t created_ms, last_ms; /* for CLIENT LIST, timeout */
   const char *last_cmd;
 
@@ -267,6 +268,10 @@ struct server {
 };
 
 #define SRV_ID_BUCKETS 4096u
+
+/* Open the engine as configured into s->db (cairnd.c; a follower opens
+ * it again after a full sync).  Errors logged and returned. */
+int srv_open_engine(struct server *s);
 
 /* The one server of the process (cairnd.c). */
 extern struct server *srv_main;

@@ -110,6 +110,13 @@ struct srv_config {
   long long min_replicas_timeout;  /* ms; 10000 */
   char *replicaof;                 /* "host port" or "" */
   char *masterauth;
+  char *masteruser;                /* "" : AUTH with the password alone */
+  long long repl_backlog_size;     /* log kept for a lagging follower */
+  long long repl_backlog_ttl;      /* seconds; the same, in time */
+  long long repl_timeout;          /* seconds without traffic: link down */
+  long long replica_priority;      /* 100; INFO's slave_priority */
+  long long promote;               /* take leadership at start */
+  long long log_segment_size;      /* the log's segment files */
 
   /* Logging. */
   char *logfile;              /* "" for stderr */
