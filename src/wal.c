@@ -135,6 +135,11 @@ struct wal {
   int cur;               /* the group writers fill */
   size_t reserved, nres; /* outstanding reservations: bytes, count */
   uint64_t last_lsn, written_lsn, durable_lsn;
+  /* Frames up to shipped_lsn are whole in the segment files, though
+   * perhaps not yet fdatasynced: senders may ship them while the
+   * fdatasync runs, so that a follower's sync overlaps ours.  It is
+   * ship_next once the write of the frames up to ship_next completed. */
+  uint64_t shipped_lsn, ship_next;
   int failed, stop, exited, nospace, sync_req;
   unsigned holds;        /* wal_hold: no frame may end while > 0 */
   int gave_up; /* closed while the disk was full: nothing more is written */
@@ -718,6 +723,17 @@ static int seg_cut(struct wal *w, uint64_t seq, uint64_t off) {
  * Writing: io_uring, or pwritev + fdatasync.
  * --------------------------------------------------------------------- */
 
+/* The write of the frames up to w->ship_next completed: senders may read
+ * them (cursors, wal_wait_written). */
+static void ship_publish(struct wal *w) {
+  lock(&w->mu);
+  if (w->ship_next > w->shipped_lsn) {
+    w->shipped_lsn = w->ship_next;
+    pthread_cond_broadcast(&w->done_cv);
+  }
+  unlock(&w->mu);
+}
+
 /* Submit a write (if len) linked to an fdatasync (if sync) and reap both;
  * every result passes through sys_ops.uring_result. */
 static int uring_run(struct wal *w, const void *buf, size_t len, uint64_t off,
@@ -754,6 +770,7 @@ static int uring_run(struct wal *w, const void *buf, size_t len, uint64_t off,
     int res = sys_ops.uring_result(op, cqe->res);
     io_uring_cqe_seen(&w->ring, cqe);
     *(op == SYS_OP_WRITE ? wres : sres) = res;
+    if (op == SYS_OP_WRITE && res == (int)len && sync) ship_publish(w);
   }
   return 0;
 }
@@ -810,7 +827,9 @@ static int plain_write(struct wal *w, const unsigned char *buf, size_t len,
     if (k == 0) return wal_fatal(w, w->seq, "write", EIO);
     done += (size_t)k;
   }
-  return sync ? plain_sync(w) : 0;
+  if (!sync) return 0;
+  ship_publish(w);
+  return plain_sync(w);
 }
 
 /* Write len bytes at the current offset, synced if asked.  Returns 0,
@@ -866,6 +885,7 @@ static int frames_write(struct wal *w, size_t flen, uint64_t first,
   memset(w->fbuf + flen, 0, FRAME_TRAILER);
   for (unsigned attempt = 0;; attempt++) {
     int rc = group_place(w, flen);
+    w->ship_next = last;
     if (rc == 0) rc = io_write(w, w->fbuf, flen + FRAME_TRAILER, sync);
     if (rc == 0) break;
     if (rc != -ENOSPC) return rc;
@@ -1024,6 +1044,7 @@ static void flush_group(struct wal *w) {
   w->inflight_bound = 0;
   if (rc == 0) {
     w->written_lsn = g->last_lsn;
+    w->shipped_lsn = MAX(w->shipped_lsn, w->written_lsn);
     if (sync) {
       w->durable_lsn = g->last_lsn;
       w->st.syncs++;
@@ -1342,10 +1363,10 @@ uint64_t wal_wait_written(struct wal *w, uint64_t lsn, unsigned timeout_ms) {
   uint64_t deadline = mono_ns() + (uint64_t)timeout_ms * 1000000u;
   lock(&w->mu);
   /* Each wake-up follows a flush, a failure, the close or the deadline. */
-  while (w->written_lsn <= lsn && !w->failed && !w->stop && !w->exited &&
+  while (w->shipped_lsn <= lsn && !w->failed && !w->stop && !w->exited &&
          mono_ns() < deadline)
     wait_until(&w->done_cv, &w->mu, deadline);
-  uint64_t written = w->written_lsn;
+  uint64_t written = w->shipped_lsn;
   unlock(&w->mu);
   return written;
 }
@@ -1555,7 +1576,7 @@ static int recover(struct wal *w, uint64_t start_lsn, wal_apply_fn apply,
   free(last);
   if (rc) return rc;
   w->st.recovered_records = rp.applied;
-  w->last_lsn = w->written_lsn = w->durable_lsn = top;
+  w->last_lsn = w->written_lsn = w->durable_lsn = w->shipped_lsn = top;
   w->disk_next = top + 1;
   w->disk_epoch = w->cfg.epoch;
   return 0;
@@ -1862,7 +1883,7 @@ struct wal_cursor {
 
 static uint64_t written_now(struct wal *w) {
   lock(&w->mu);
-  uint64_t lsn = w->written_lsn;
+  uint64_t lsn = w->shipped_lsn;
   unlock(&w->mu);
   return lsn;
 }

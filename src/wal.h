@@ -196,8 +196,14 @@ void wal_set_epoch(struct wal *w, uint64_t epoch);
  * wal_release; never waits. */
 void wal_retain(struct wal *w, uint64_t floor);
 
-/* wal_wait_written - block until the written LSN is above lsn, timeout_ms
- * has passed, or the log is closing or failed; return the written LSN. */
+/* wal_wait_written - block until the shipped LSN is above lsn, timeout_ms
+ * has passed, or the log is closing or failed; return the shipped LSN.
+ *
+ * The shipped LSN, used here and by cursors, is where the frames whole in
+ * the segment files end: at least the written LSN, and ahead of it while
+ * an fdatasync runs, so that a follower writes and syncs its copy while
+ * the leader syncs its own.  A frame shipped but then lost to a failed
+ * fdatasync was never acknowledged to anyone. */
 uint64_t wal_wait_written(struct wal *w, uint64_t lsn, unsigned timeout_ms);
 
 /* A reader of whole frames, as they are on disk.  One cursor belongs to
