@@ -711,9 +711,11 @@ static void leader_info(struct server *s, void (*line)(void *, const char *),
   linef(line, arg, "second_repl_offset:-1");
   linef(line, arg, "repl_backlog_active:1");
   linef(line, arg, "repl_backlog_size:%lld", s->cfg->repl_backlog_size);
-  uint64_t ckpt = __atomic_load_n(&s->db->ckpt_lsn, __ATOMIC_ACQUIRE);
-  linef(line, arg, "repl_backlog_first_byte_offset:%" PRIu64, ckpt + 1);
-  linef(line, arg, "repl_backlog_histlen:%" PRIu64, ws.written_lsn - ckpt);
+  /* In LSNs, like every offset here: what the log still holds. */
+  uint64_t first = ws.oldest_lsn ? ws.oldest_lsn : ws.written_lsn + 1;
+  linef(line, arg, "repl_backlog_first_byte_offset:%" PRIu64, first);
+  linef(line, arg, "repl_backlog_histlen:%" PRIu64,
+        ws.written_lsn + 1 - MIN(first, ws.written_lsn + 1));
   linef(line, arg, "epoch:%" PRIu64, meta_epoch(&m));
 }
 

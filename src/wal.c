@@ -1694,8 +1694,14 @@ void wal_close(struct wal *w) {
 }
 
 void wal_stats(struct wal *w, struct wal_stats *out) {
+  lock(&w->seg_mu);
+  uint64_t oldest = 0;
+  for (size_t i = 0; i < w->nsegs && !oldest; i++)
+    oldest = w->segs[i].first_lsn;
+  unlock(&w->seg_mu);
   lock(&w->mu);
   *out = w->st;
+  out->oldest_lsn = oldest;
   out->last_lsn = w->last_lsn;
   out->written_lsn = w->written_lsn;
   out->durable_lsn = w->durable_lsn;

@@ -102,6 +102,7 @@ int wal_sync(struct wal *w);
 
 struct wal_stats {
   uint64_t last_lsn, written_lsn, durable_lsn, epoch;
+  uint64_t oldest_lsn;  /* first LSN the segments still hold; 0: none */
   uint64_t frames, syncs, bytes, segments;
   uint64_t recovered_records, truncated_bytes;
   int uring, failed; /* failed: a fatal error made the log read-only */
