@@ -233,6 +233,7 @@ static int full_sync(struct follower *f, const struct meta *ours,
   char hist[META_EPOCHS_MAX * 44];
   meta_epochs_format(ours, hist, sizeof hist);
   st(&f->floor, __atomic_load_n(&db->ckpt_lsn, __ATOMIC_ACQUIRE));
+  count(&R.sync_full); /* as Redis counts it: when one begins */
   int rc = send_line(f, "+FULLSYNC %s %s", ours->id, hist);
   int p[2];
   if (rc == 0 && pipe2(p, O_CLOEXEC) != 0) rc = -errno;
@@ -259,7 +260,6 @@ static int full_sync(struct follower *f, const struct meta *ours,
     return rc;
   }
   *from = ld(&f->written);
-  count(&R.sync_full);
   flog(f, CAIRN_LOG_INFO, "full sync: %" PRIu64 " bytes sent; the follower "
        "is at LSN %" PRIu64, total, *from);
   return 0;
