@@ -23,6 +23,7 @@
 #include <time.h>
 
 #include "ckpt.h"
+#include "cobj.h"
 #include "coll.h"
 #include "hash.h"
 #include "limits.h"
@@ -47,8 +48,17 @@ struct fold {
   uint32_t klen, vlen;
   uint64_t version, max_idle_ms;
   int64_t expire_at_ms, ts_ms;
+  /* A large collection is folded as an object (cobj.h), so that each delta
+   * costs O(1) and not a rewrite of its blob; the value (vlen 0 here) is
+   * its encoding, made when written. */
+  struct cobj *obj;
   char data[]; /* ns, key, value */
 };
+
+static void fold_free(struct fold *f) {
+  if (f) cobj_free(f->obj);
+  free(f);
+}
 
 struct fold_map {
   struct fold **slots;
@@ -135,9 +145,46 @@ static int fold_coll_base(struct fold_map *m, const struct rec *r,
   return 0;
 }
 
+static void fold_coll_meta(struct fold *f, uint64_t lsn, const struct rec *r) {
+  f->version = lsn;
+  f->expire_at_ms = r->expire_at_ms;
+  f->max_idle_ms = r->max_idle_ms;
+  f->ts_ms = (int64_t)r->ts_ms;
+}
+
+/* A delta to a collection folded as an object: applied in place.  1 done,
+ * 0 not such a fold, or an error. */
+static int fold_coll_obj(uint64_t lsn, const struct rec *r, struct fold *f) {
+  if (!f || f->op != FOLD_PUT || !f->obj || (r->flags & REC_F_FRESH)) return 0;
+  if (f->type != r->type) return CAIRN_ECORRUPT;
+  int rc = cobj_apply(f->obj, r->val, r->vlen);
+  if (rc) return rc == CAIRN_ENOMEM ? rc : CAIRN_ECORRUPT;
+  if (cobj_count(f->obj) == 0) {
+    cobj_free(f->obj);
+    f->obj = NULL;
+    f->op = FOLD_DEL;
+  }
+  fold_coll_meta(f, lsn, r);
+  return 1;
+}
+
+/* A blob fold that has grown large becomes an object (a blob that cannot
+ * be one stays as it is). */
+static int fold_objectify(struct fold *f) {
+  const uint8_t *v = (const uint8_t *)f->data + f->ns_len + f->klen;
+  if (f->op != FOLD_PUT || f->vlen < 4 ||
+      (get_u32(v) < COBJ_MIN_ELEMS && f->vlen < COBJ_MIN_BYTES))
+    return 0;
+  int rc = cobj_from_blob(f->type, v, f->vlen, &f->obj);
+  if (rc == 0) f->vlen = 0; /* the blob bytes stay allocated, unused */
+  return rc == CAIRN_ENOMEM ? rc : 0;
+}
+
 /* A collection delta folds into the value it yields (or a deletion). */
 static int fold_coll(struct fold_map *m, uint64_t lsn, const struct rec *r,
                      struct fold **slot, uint64_t h) {
+  int done = fold_coll_obj(lsn, r, *slot);
+  if (done) return done < 0 ? done : 0;
   const void *base;
   size_t blen, n = 0;
   unsigned type;
@@ -159,12 +206,13 @@ static int fold_coll(struct fold_map *m, uint64_t lsn, const struct rec *r,
   f->vlen = (uint32_t)n;
   if (n) memcpy(f->data + f->ns_len + f->klen, blob, n);
   free(blob);
-  f->version = lsn;
-  f->expire_at_ms = r->expire_at_ms;
-  f->max_idle_ms = r->max_idle_ms;
-  f->ts_ms = (int64_t)r->ts_ms;
+  fold_coll_meta(f, lsn, r);
+  if ((rc = fold_objectify(f)) != 0) {
+    fold_free(f);
+    return rc;
+  }
   if (!*slot) m->n++;
-  free(*slot);
+  fold_free(*slot);
   *slot = f;
   return 0;
 }
@@ -196,7 +244,7 @@ static int fold_one(struct fold_map *m, uint64_t lsn, const struct rec *r) {
   f->max_idle_ms = r->max_idle_ms;
   f->ts_ms = (int64_t)r->ts_ms;
   *slot = f;
-  free(old);
+  fold_free(old);
   if (!old) m->n++;
   return 0;
 }
@@ -217,7 +265,7 @@ static int fold_apply(void *arg, uint64_t lsn, const struct rec *r) {
 }
 
 static void map_free(struct fold_map *m) {
-  for (size_t i = 0; i < m->cap; i++) free(m->slots[i]);
+  for (size_t i = 0; i < m->cap; i++) fold_free(m->slots[i]);
   free(m->slots);
   memset(m, 0, sizeof *m);
 }
@@ -253,6 +301,14 @@ static int fold_write(struct store *s, struct store_txn *t,
   struct store_val v = {f->version, f->expire_at_ms, f->max_idle_ms,
                         f->ts_ms, f->type,
                         (void *)(key + f->klen), f->vlen};
+  if (f->op == FOLD_PUT && f->obj) {
+    v.len = cobj_blob_len(f->obj);
+    if (!(v.data = malloc(v.len))) return CAIRN_ENOMEM;
+    cobj_encode(f->obj, v.data);
+    int rc = store_put(t, ns, f->ns_len, shard, h32, key, f->klen, &v);
+    free(v.data);
+    return rc;
+  }
   if (f->op == FOLD_PUT)
     return store_put(t, ns, f->ns_len, shard, h32, key, f->klen, &v);
   /* An expiry change of an entry that only the store holds. */

@@ -52,8 +52,8 @@ static int bytes_eq(const void *a, size_t al, const void *b, size_t bl) {
 }
 
 /* Redis's zset order: score, then member bytes, shorter first. */
-static int zcmp(double s1, const void *m1, size_t l1, double s2,
-                const void *m2, size_t l2) {
+int coll_zcmp(double s1, const void *m1, size_t l1, double s2,
+              const void *m2, size_t l2) {
   if (s1 < s2) return -1;
   if (s1 > s2) return 1;
   size_t l = MIN(l1, l2);
@@ -144,7 +144,7 @@ int coll_next(struct coll_iter *it, struct coll_elem *e) {
     return CAIRN_ECORRUPT;
   if (it->type == COLL_ZSET) {
     if (it->zm &&
-        zcmp(it->zscore, it->zm, it->zmlen, x.score, x.a, x.alen) >= 0)
+        coll_zcmp(it->zscore, it->zm, it->zmlen, x.score, x.a, x.alen) >= 0)
       return CAIRN_ECORRUPT;
     it->zm = x.a;
     it->zmlen = x.alen;
@@ -319,18 +319,6 @@ void coll_linsert(struct coll_delta *d, int after, const void *pivot,
  * Decoding a delta.
  * --------------------------------------------------------------------- */
 
-struct op {
-  int code;
-  const void *a;     /* field, member, element; LINSERT: the pivot */
-  size_t alen;
-  const void *b;     /* HSET value; LINSERT: the element */
-  size_t blen;
-  double score;
-  int64_t i1, i2;    /* LSET index, LREM count, LTRIM start and stop */
-  uint32_t n;        /* LPOP/RPOP */
-  int after;
-};
-
 static int op_type(int code) {
   switch (code) {
   case CO_HSET: case CO_HDEL: return COLL_HASH;
@@ -350,7 +338,8 @@ static int take_i64(const uint8_t **p, const uint8_t *end, int64_t *v) {
 }
 
 /* The arguments of o->code, whose byte has been taken. */
-static int op_args(const uint8_t **p, const uint8_t *end, struct op *o) {
+static int op_args(const uint8_t **p, const uint8_t *end,
+                   struct coll_opargs *o) {
   const uint8_t *b;
   switch (o->code) {
   case CO_HSET:
@@ -380,8 +369,8 @@ static int op_args(const uint8_t **p, const uint8_t *end, struct op *o) {
 }
 
 /* The next operation: 1, 0 at the end of the delta, or CAIRN_ECORRUPT. */
-static int op_next(int type, const uint8_t **p, const uint8_t *end,
-                   struct op *o) {
+int coll_op_next(int type, const uint8_t **p, const uint8_t *end,
+                 struct coll_opargs *o) {
   if (*p == end) return 0;
   memset(o, 0, sizeof *o);
   const uint8_t *q = *p;
@@ -395,10 +384,10 @@ static int op_next(int type, const uint8_t **p, const uint8_t *end,
 int coll_delta_check(int type, const void *delta, size_t dlen) {
   if (!type_ok(type) || (dlen && !delta)) return CAIRN_ECORRUPT;
   const uint8_t *p = delta, *end = dlen ? p + dlen : p;
-  struct op o;
+  struct coll_opargs o;
   int rc;
   /* Each operation takes at least 5 bytes, so this ends. */
-  while ((rc = op_next(type, &p, end, &o)) == 1) {}
+  while ((rc = coll_op_next(type, &p, end, &o)) == 1) {}
   return rc;
 }
 
@@ -498,7 +487,7 @@ static int vec_load(struct vec *x, int type, const void *blob, size_t len) {
  * Operations on hashes, sets and zsets.
  * --------------------------------------------------------------------- */
 
-static int apply_keyed(struct vec *x, const struct op *o) {
+static int apply_keyed(struct vec *x, const struct coll_opargs *o) {
   long i = vec_find(x, o->a, o->alen);
   struct coll_elem e = {.a = o->a, .alen = o->alen, .b = o->b,
                         .blen = o->blen};
@@ -522,7 +511,7 @@ static int apply_keyed(struct vec *x, const struct op *o) {
  * Every copy of the member goes first: a blob from disk may hold one
  * twice at different scores (its order check cannot see that), and the
  * result must be canonical whatever came in. */
-static int apply_zset(struct vec *x, const struct op *o) {
+static int apply_zset(struct vec *x, const struct coll_opargs *o) {
   for (long i; (i = vec_find(x, o->a, o->alen)) >= 0;)
     vec_erase(x, (size_t)i);
   struct coll_elem e = {.a = o->a, .alen = o->alen,
@@ -531,7 +520,7 @@ static int apply_zset(struct vec *x, const struct op *o) {
   while (lo < hi) {
     size_t mid = lo + (hi - lo) / 2;
     struct coll_elem *m = vec_at(x, mid);
-    if (zcmp(m->score, m->a, m->alen, e.score, e.a, e.alen) < 0)
+    if (coll_zcmp(m->score, m->a, m->alen, e.score, e.a, e.alen) < 0)
       lo = mid + 1;
     else
       hi = mid;
@@ -543,7 +532,7 @@ static int apply_zset(struct vec *x, const struct op *o) {
  * Operations on lists.
  * --------------------------------------------------------------------- */
 
-static int list_lset(struct vec *x, const struct op *o) {
+static int list_lset(struct vec *x, const struct coll_opargs *o) {
   int64_t i = o->i1;
   if (i < 0) i += (int64_t)x->n;
   if (i < 0 || (uint64_t)i >= x->n) return CAIRN_EINVAL;
@@ -554,8 +543,9 @@ static int list_lset(struct vec *x, const struct op *o) {
 }
 
 /* Redis's LTRIM: keep [start, stop] after resolving negative indexes. */
-static void list_ltrim(struct vec *x, int64_t start, int64_t stop) {
-  int64_t len = (int64_t)x->n;
+void coll_ltrim_range(int64_t start, int64_t stop, size_t n, size_t *from,
+                      size_t *keep) {
+  int64_t len = (int64_t)n;
   /* Values far out of range are clamped first so the sums cannot wrap. */
   start = MAX(MIN(start, len), -len - 1);
   stop = MAX(MIN(stop, len), -len - 1);
@@ -563,16 +553,24 @@ static void list_ltrim(struct vec *x, int64_t start, int64_t stop) {
   if (stop < 0) stop += len;
   if (start < 0) start = 0;
   if (start > stop || start >= len) {
-    x->n = 0;
+    *from = 0;
+    *keep = 0;
     return;
   }
   if (stop >= len) stop = len - 1;
-  x->head += (size_t)start;
-  x->n = (size_t)(stop - start + 1);
+  *from = (size_t)start;
+  *keep = (size_t)(stop - start + 1);
+}
+
+static void list_ltrim(struct vec *x, int64_t start, int64_t stop) {
+  size_t from, keep;
+  coll_ltrim_range(start, stop, x->n, &from, &keep);
+  x->head += from;
+  x->n = keep;
 }
 
 /* Redis's LREM: count > 0 from the head, < 0 from the tail, 0 all. */
-static void list_lrem(struct vec *x, const struct op *o) {
+static void list_lrem(struct vec *x, const struct coll_opargs *o) {
   uint64_t lim = o->i1 == 0 ? UINT64_MAX
                  : o->i1 < 0 ? 0 - (uint64_t)o->i1 : (uint64_t)o->i1;
   size_t n = x->n, j;
@@ -603,14 +601,14 @@ static void list_lrem(struct vec *x, const struct op *o) {
   x->n -= j;
 }
 
-static int list_linsert(struct vec *x, const struct op *o) {
+static int list_linsert(struct vec *x, const struct coll_opargs *o) {
   long i = vec_find(x, o->a, o->alen);
   if (i < 0) return 0;
   struct coll_elem e = {.a = o->b, .alen = o->blen};
   return vec_insert(x, (size_t)i + (size_t)o->after, &e);
 }
 
-static int apply_list(struct vec *x, const struct op *o) {
+static int apply_list(struct vec *x, const struct coll_opargs *o) {
   struct coll_elem e = {.a = o->a, .alen = o->alen};
   size_t k;
   switch (o->code) {
@@ -682,7 +680,7 @@ static int vec_write(struct vec *x, int type, void **out, size_t *outlen) {
  * Applying a delta.
  * --------------------------------------------------------------------- */
 
-static int apply_op(int type, struct vec *x, const struct op *o) {
+static int apply_op(int type, struct vec *x, const struct coll_opargs *o) {
   switch (type) {
   case COLL_LIST: return apply_list(x, o);
   case COLL_ZSET:
@@ -702,8 +700,8 @@ int coll_apply(int type, const void *blob, size_t len, const void *delta,
   rc = vec_load(&x, type, blob, len);
   if (rc) return rc;
   const uint8_t *p = delta, *end = dlen ? p + dlen : p;
-  struct op o;
-  while ((rc = op_next(type, &p, end, &o)) == 1) {
+  struct coll_opargs o;
+  while ((rc = coll_op_next(type, &p, end, &o)) == 1) {
     rc = apply_op(type, &x, &o);
     if (rc) break;
   }

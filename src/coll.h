@@ -36,9 +36,9 @@
  *   CO_LINSERT u8 after, u32 plen, pivot, u32 len, element
  *
  * Operations are small and the blob is rewritten per change: cheap for
- * the small collections of sessions and indexes; an in-memory structure
- * for large collections can replace the blob later without changing the
- * log, since deltas are element-level already.
+ * the small collections of sessions and indexes.  Large collections are
+ * held in memory as structures instead (src/cobj.h), which apply the same
+ * deltas in place and encode to the same blob.
  */
 #ifndef CAIRN_COLL_H
 #define CAIRN_COLL_H
@@ -137,5 +137,35 @@ int coll_apply(int type, const void *blob, size_t len, const void *delta,
 
 /* Check a delta's form without applying it (log records from disk). */
 int coll_delta_check(int type, const void *delta, size_t dlen);
+
+/* ------------------------------------------------------------------------
+ * Reading a delta (for src/cobj.c, which applies deltas to its own
+ * structures with the same rules).
+ * --------------------------------------------------------------------- */
+
+struct coll_opargs {
+  int code;          /* CO_* */
+  const void *a;     /* field, member, element; LINSERT: the pivot */
+  size_t alen;
+  const void *b;     /* HSET value; LINSERT: the element */
+  size_t blen;
+  double score;
+  int64_t i1, i2;    /* LSET index, LREM count, LTRIM start and stop */
+  uint32_t n;        /* LPOP/RPOP */
+  int after;
+};
+
+/* The next operation of a delta of type at *p (before end): 1 (and *p
+ * moved past it), 0 at the end, or CAIRN_ECORRUPT. */
+int coll_op_next(int type, const uint8_t **p, const uint8_t *end,
+                 struct coll_opargs *o);
+
+/* Redis's zset order: score, then member bytes, shorter first. */
+int coll_zcmp(double s1, const void *m1, size_t l1, double s2,
+              const void *m2, size_t l2);
+
+/* Redis's LTRIM on n elements: keep *keep elements from position *from. */
+void coll_ltrim_range(int64_t start, int64_t stop, size_t n, size_t *from,
+                      size_t *keep);
 
 #endif /* CAIRN_COLL_H */

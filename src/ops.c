@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cobj.h"
 #include "coll.h"
 #include "db.h"
 #include "limits.h"
@@ -362,13 +363,25 @@ CAIRN_EXPORT int cairn_put(cairn *db, const char *ns, const void *key,
                 (w->flags & CAIRN_W_KEEP_TTL) != 0);
 }
 
-/* Copy e into *out (data malloc'd, NUL-terminated). */
-static int value_copy(const struct entry *e, cairn_value *out) {
+/* Copy e's value into a malloc'd buffer, NUL-terminated; an object is
+ * encoded straight into it.  NULL when out of memory. */
+static char *value_dup(const struct entry *e, size_t *len) {
+  struct cobj *o = entry_obj(e);
   size_t n = entry_vlen(e);
   char *p = malloc(n + 1);
-  if (!p) return CAIRN_ENOMEM;
-  memcpy(p, entry_val(e), n);
+  if (!p) return NULL;
+  if (o) cobj_encode(o, p);
+  else memcpy(p, entry_val(e), n);
   p[n] = '\0';
+  *len = n;
+  return p;
+}
+
+/* Copy e into *out (data malloc'd, NUL-terminated). */
+static int value_copy(const struct entry *e, cairn_value *out) {
+  size_t n;
+  char *p = value_dup(e, &n);
+  if (!p) return CAIRN_ENOMEM;
   out->data = p;
   out->len = n;
   out->type = (int)entry_type(e);
@@ -577,8 +590,14 @@ CAIRN_EXPORT int cairn_expire(cairn *db, const char *ns, const void *key,
   r.expire_at_ms = expire_at;
   r.max_idle_ms = max_idle;
   unsigned flags = entry_flags(old) & (ENTRY_F_MEMORY | ENTRY_TYPE_MASK);
-  struct entry *e = entry_new(key, klen, entry_val(old), entry_vlen(old),
-                              hash, 0, expire_at, max_idle, now, flags);
+  /* A collection object goes back to its blob; its next change makes it
+   * an object again. */
+  size_t vlen;
+  char *val = value_dup(old, &vlen);
+  struct entry *e = val ? entry_new(key, klen, val, vlen, hash, 0, expire_at,
+                                    max_idle, now, flags)
+                        : NULL;
+  free(val);
   return write_entry(db, s, hash, e, mode, &r, bytes, w, CNT_N);
 
 fail:
@@ -610,6 +629,82 @@ static int coll_entry(const struct entry *old, const struct rec *r,
     rc = CAIRN_ENOMEM;
   free(blob);
   return rc;
+}
+
+/* Should the blob entry e be held as an object? */
+static int coll_large(const struct entry *e) {
+  if (entry_obj(e) || entry_type(e) < REC_T_HASH ||
+      entry_type(e) > REC_T_LIST || (entry_flags(e) & ENTRY_F_TOMB))
+    return 0;
+  if (entry_vlen(e) >= COBJ_MIN_BYTES) return 1;
+  return entry_vlen(e) >= 4 && get_u32(entry_val(e)) >= COBJ_MIN_ELEMS;
+}
+
+/* Replace the large blob entry *e (in the table at hash) by an entry
+ * holding it as an object, and point *e at that.  A blob that cannot be
+ * an object (one holding a field twice) stays as it is.  Write lock held.
+ * Errors: CAIRN_ENOMEM (*e untouched). */
+static int coll_objectify(struct table *t, uint64_t hash, struct entry **e) {
+  struct entry *old = *e;
+  if (!coll_large(old)) return 0;
+  struct cobj *o;
+  int rc = cobj_from_blob((int)entry_type(old), entry_val(old),
+                          entry_vlen(old), &o);
+  if (rc) return rc == CAIRN_ENOMEM ? rc : 0;
+  struct entry *n = entry_new_obj(entry_key(old), entry_klen(old), o, hash,
+                                  entry_version(old), entry_expire_at(old),
+                                  entry_max_idle(old), entry_last_access(old),
+                                  entry_flags(old) & ENTRY_F_MEMORY);
+  if (!n) {
+    cobj_free(o);
+    return CAIRN_ENOMEM;
+  }
+  rc = table_put(t, hash, n); /* replaces old in place: cannot fail */
+  cairn_assert(rc == 0);
+  *e = n;
+  return 0;
+}
+
+/* Apply r's delta to the object entry e in place, and log it: the rest of
+ * cairn_coll_apply for a collection held as an object.  The write lock is
+ * held and released here.  A delta that empties the collection deletes
+ * the key, as on the blob path. */
+static int coll_inplace(cairn *db, struct ns *s, uint64_t hash,
+                        struct entry *e, const struct rec *r,
+                        cairn_durability mode, size_t bytes,
+                        const cairn_write *w, int64_t now) {
+  struct cobj *o = entry_obj(e);
+  struct entry *tomb = NULL;
+  /* Only a delta of as many operations as elements can empty it, and a
+   * tombstone must be at hand then: after the change, failing is late. */
+  if (db_cold(db, s) && cobj_count(o) <= r->vlen / 5 &&
+      !(tomb = db_tomb_new(db, s, r->key, r->klen, hash))) {
+    table_unlock(s->t, table_shard(hash));
+    write_abort(db, mode, bytes);
+    return CAIRN_ENOMEM;
+  }
+  size_t before = entry_bytes(e);
+  int rc = cobj_apply(o, r->val, r->vlen);
+  if (rc) {
+    table_unlock(s->t, table_shard(hash));
+    entry_free(tomb);
+    write_abort(db, mode, bytes);
+    return rc == CAIRN_ECORRUPT ? CAIRN_EINVAL : rc;
+  }
+  table_resized(s->t, hash, e, before);
+  uint64_t lsn = write_commit(db, mode, r, w);
+  if (cobj_count(o)) {
+    entry_set_version(e, lsn);
+    entry_set_memory(e, mode == CAIRN_DURABILITY_MEMORY);
+    entry_touch(e, now);
+    entry_free(tomb);
+  } else {
+    db_bury(s, hash, r->key, r->klen, tomb, lsn);
+  }
+  table_unlock(s->t, table_shard(hash));
+  db_mem_grew(db);
+  db_count(db, CNT_PUTS, 1);
+  return write_finish(db, mode, lsn, w);
 }
 
 CAIRN_EXPORT int cairn_coll_apply(cairn *db, const char *ns, const void *key,
@@ -649,6 +744,9 @@ CAIRN_EXPORT int cairn_coll_apply(cairn *db, const char *ns, const void *key,
     write_expiry(s, &none, now, &r.expire_at_ms, &r.max_idle_ms);
     r.flags = REC_F_FRESH;
   }
+  if (old && (rc = coll_objectify(s->t, hash, &old)) != 0) goto fail;
+  if (old && entry_obj(old))
+    return coll_inplace(db, s, hash, old, &r, mode, bytes, w, now);
   unsigned flags = mode == CAIRN_DURABILITY_MEMORY ? ENTRY_F_MEMORY : 0;
   if ((rc = coll_entry(old, &r, hash, now, flags, &e)) != 0) goto fail;
   if (!e && !old) goto fail; /* nothing there, nothing added: no write */
@@ -671,6 +769,103 @@ fail:
   entry_free(tomb);
   write_abort(db, mode, bytes);
   return rc;
+}
+
+/* Look p up in the blob entry e (small: a scan per probe), or in its
+ * object.  Errors: CAIRN_ECORRUPT, CAIRN_ENOMEM. */
+static int probe_one(const struct entry *e, int type, struct coll_probe *p,
+                     int want_val) {
+  struct coll_elem el;
+  struct cobj *o = entry_obj(e);
+  int rc = o ? cobj_find(o, p->x, p->xlen, &el)
+             : coll_find(type, entry_val(e), entry_vlen(e), p->x, p->xlen,
+                         &el);
+  if (rc <= 0) return rc;
+  p->found = 1;
+  p->score = el.score;
+  if (!want_val || type != COLL_HASH) return 0;
+  if (!(p->val = malloc(el.blen + 1))) return CAIRN_ENOMEM;
+  if (el.blen) memcpy(p->val, el.b, el.blen);
+  p->val[el.blen] = '\0';
+  p->vlen = el.blen;
+  return 0;
+}
+
+static void probes_reset(struct coll_probe *p, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    free(p[i].val);
+    p[i].val = NULL;
+    p[i].vlen = 0;
+    p[i].found = 0;
+    p[i].score = 0;
+  }
+}
+
+/* The probes against the live collection e (write lock held). */
+static int probe_all(struct table *t, uint64_t hash, struct entry *e,
+                     int type, struct coll_probe *p, size_t n, int want_vals,
+                     int64_t now, struct coll_info *info) {
+  if (entry_type(e) != (unsigned)type) return CAIRN_ETYPE;
+  int rc = coll_objectify(t, hash, &e);
+  if (rc) return rc;
+  if (entry_max_idle(e)) entry_touch(e, now);
+  entry_ref(e);
+  struct cobj *o = entry_obj(e);
+  struct coll_iter it;
+  long count = o ? (long)cobj_count(o)
+                 : coll_iter_init(&it, type, entry_val(e), entry_vlen(e));
+  if (count < 0) return (int)count;
+  for (size_t i = 0; i < n && rc == 0; i++)
+    rc = probe_one(e, type, &p[i], want_vals);
+  info->version = entry_version(e);
+  info->count = (uint64_t)count;
+  return rc;
+}
+
+int db_coll_probe(cairn *db, const char *ns, const void *key, size_t klen,
+                  int type, struct coll_probe *p, size_t n, int want_vals,
+                  struct coll_info *info) {
+  if (!db || !key_ok(key, klen) || type < CAIRN_TYPE_HASH ||
+      type > CAIRN_TYPE_LIST || (n && !p) || !info)
+    return CAIRN_EINVAL;
+  for (size_t i = 0; i < n; i++) p[i].val = NULL;
+  probes_reset(p, n);
+  memset(info, 0, sizeof *info);
+  struct ns *s;
+  int rc = db_ns_arg(db, ns, &s);
+  if (rc) return rc;
+  int64_t now = now_ms();
+  uint64_t hash = table_hash(key, klen);
+  struct entry *e;
+  if ((rc = db_lookup(db, s, hash, key, klen, now, &e)) != 0) return rc;
+  rc = e ? probe_all(s->t, hash, e, type, p, n, want_vals, now, info)
+         : CAIRN_ENOTFOUND;
+  table_unlock(s->t, table_shard(hash));
+  if (rc == CAIRN_ECORRUPT) rc = CAIRN_EIO;
+  if (rc) {
+    probes_reset(p, n);
+    memset(info, 0, sizeof *info);
+  }
+  return rc;
+}
+
+int db_coll_replay(struct table *t, uint64_t hash, struct entry *old,
+                   const struct rec *r, uint64_t lsn) {
+  if (!old || (entry_flags(old) & ENTRY_F_TOMB) || (r->flags & REC_F_FRESH) ||
+      entry_type(old) != r->type || entry_expire_at(old) != r->expire_at_ms ||
+      entry_max_idle(old) != r->max_idle_ms)
+    return 0;
+  int rc = coll_objectify(t, hash, &old);
+  if (rc) return rc;
+  struct cobj *o = entry_obj(old);
+  if (!o) return 0;
+  size_t before = entry_bytes(old);
+  if ((rc = cobj_apply(o, r->val, r->vlen)) != 0)
+    return rc == CAIRN_ENOMEM ? rc : CAIRN_ECORRUPT;
+  table_resized(t, hash, old, before);
+  entry_set_version(old, lsn);
+  entry_set_memory(old, 0);
+  return cobj_count(o) ? 1 : 2;
 }
 
 /* ------------------------------------------------------------------------
@@ -1055,6 +1250,7 @@ struct scan_ctx {
   void *arg;
   size_t seen;       /* entries examined, live or not */
   int stop;          /* fn asked to stop */
+  int err;           /* out of memory copying an object */
 };
 
 /* table_walk finishes the group of entries sharing an h32 before it stops,
@@ -1067,9 +1263,17 @@ static int scan_visit(void *arg, struct entry *e) {
   if (c->plen && (entry_klen(e) < c->plen ||
                   memcmp(entry_key(e), c->prefix, c->plen) != 0))
     return c->stop;
-  if (c->fn(c->arg, entry_key(e), entry_klen(e), entry_val(e), entry_vlen(e),
-            entry_version(e), entry_deadline(e)))
+  /* An object is encoded into a copy, not kept encoded in the entry. */
+  size_t vlen = entry_vlen(e);
+  char *copy = entry_obj(e) ? value_dup(e, &vlen) : NULL;
+  if (entry_obj(e) && !copy) {
+    c->err = CAIRN_ENOMEM;
+    return c->stop = 1;
+  }
+  if (c->fn(c->arg, entry_key(e), entry_klen(e), copy ? copy : entry_val(e),
+            vlen, entry_version(e), entry_deadline(e)))
     c->stop = 1;
+  free(copy);
   return c->stop;
 }
 
@@ -1120,9 +1324,17 @@ static void items_free(struct items *l) {
 }
 
 static int mem_collect(void *arg, struct entry *e) {
-  items_add(arg, e->h32, (entry_flags(e) & ENTRY_F_TOMB) != 0,
+  struct items *l = arg;
+  size_t vlen = entry_vlen(e);
+  char *copy = entry_obj(e) ? value_dup(e, &vlen) : NULL;
+  if (entry_obj(e) && !copy) {
+    l->err = CAIRN_ENOMEM;
+    return 1;
+  }
+  items_add(l, e->h32, (entry_flags(e) & ENTRY_F_TOMB) != 0,
             entry_version(e), entry_deadline(e), entry_key(e), entry_klen(e),
-            entry_val(e), entry_vlen(e));
+            copy ? copy : entry_val(e), vlen);
+  free(copy);
   return 0;
 }
 
@@ -1226,7 +1438,7 @@ CAIRN_EXPORT int cairn_scan(cairn *db, const char *ns, const void *prefix,
   }
   if (rc) return rc;
   if (count == 0) count = 1;
-  struct scan_ctx c = {prefix, plen, now_ms(), fn, arg, 0, 0};
+  struct scan_ctx c = {prefix, plen, now_ms(), fn, arg, 0, 0, 0};
   while (shard < TABLE_SHARDS && c.seen < count && !c.stop) {
     int more;
     if (db_cold(db, s)) {
@@ -1237,6 +1449,7 @@ CAIRN_EXPORT int cairn_scan(cairn *db, const char *ns, const void *prefix,
       more = table_walk(s->t, shard, &from, count - c.seen, scan_visit, &c);
       table_unlock(s->t, shard);
     }
+    if (c.err) return c.err;
     if (!more) {
       shard++;
       from = 0;

@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "cairn.h"
+#include "cobj.h"
 #include "hash.h"
 #include "table.h"
 #include "util.h"
@@ -112,7 +113,38 @@ struct entry *entry_new(const void *key, size_t klen, const void *val,
   return e;
 }
 
-void entry_free(struct entry *e) { free(e); }
+struct entry *entry_new_obj(const void *key, size_t klen, struct cobj *o,
+                            uint64_t hash, uint64_t version,
+                            int64_t expire_at_ms, uint64_t max_idle_ms,
+                            int64_t last_access_ms, unsigned flags) {
+  flags = (flags & ~ENTRY_TYPE_MASK) | ENTRY_F_OBJ |
+          ENTRY_F_TYPE(cobj_type(o));
+  return entry_new(key, klen, &o, sizeof o, hash, version, expire_at_ms,
+                   max_idle_ms, last_access_ms, flags);
+}
+
+/* The value bytes as stored in the entry (for an object, its pointer). */
+static const void *entry_raw(const struct entry *e) {
+  return entry_at(e, key_off[opt_of(e)] + entry_klen(e));
+}
+
+struct cobj *entry_obj(const struct entry *e) {
+  if (!(entry_flags(e) & ENTRY_F_OBJ)) return NULL;
+  struct cobj *o;
+  memcpy(&o, entry_raw(e), sizeof o);
+  return o;
+}
+
+void entry_set_memory(struct entry *e, int on) {
+  uint32_t bit = ENTRY_F_MEMORY << ENTRY_KLEN_BITS;
+  if (on) __atomic_fetch_or(&e->klen_flags, bit, __ATOMIC_RELAXED);
+  else __atomic_fetch_and(&e->klen_flags, ~bit, __ATOMIC_RELAXED);
+}
+
+void entry_free(struct entry *e) {
+  if (e) cobj_free(entry_obj(e));
+  free(e);
+}
 
 uint64_t entry_version(const struct entry *e) {
   return (uint64_t)e->ver_hi << 32 | e->ver_lo;
@@ -127,10 +159,14 @@ size_t entry_klen(const struct entry *e) {
 }
 
 const void *entry_val(const struct entry *e) {
-  return entry_at(e, key_off[opt_of(e)] + entry_klen(e));
+  struct cobj *o = entry_obj(e);
+  return o ? cobj_blob(o) : entry_raw(e);
 }
 
-size_t entry_vlen(const struct entry *e) { return e->vlen; }
+size_t entry_vlen(const struct entry *e) {
+  struct cobj *o = entry_obj(e);
+  return o ? cobj_blob_len(o) : e->vlen;
+}
 
 unsigned entry_flags(const struct entry *e) {
   return kf_load(e) >> ENTRY_KLEN_BITS;
@@ -182,7 +218,9 @@ int64_t entry_deadline(const struct entry *e) {
 }
 
 size_t entry_bytes(const struct entry *e) {
-  return chunk_bytes((size_t)key_off[opt_of(e)] + entry_klen(e) + e->vlen);
+  struct cobj *o = entry_obj(e);
+  return chunk_bytes((size_t)key_off[opt_of(e)] + entry_klen(e) + e->vlen) +
+         (o ? cobj_bytes(o) : 0);
 }
 
 /* ------------------------------------------------------------------------
@@ -467,6 +505,12 @@ int table_put(struct table *t, uint64_t hash, struct entry *e) {
   stat_add(&s->bytes, (int64_t)entry_bytes(e));
   stat_add(&s->mortal, mortal(e));
   return 0;
+}
+
+void table_resized(struct table *t, uint64_t hash, const struct entry *e,
+                   size_t old_bytes) {
+  struct shard *s = &t->shards[table_shard(hash)];
+  stat_add(&s->bytes, (int64_t)entry_bytes(e) - (int64_t)old_bytes);
 }
 
 struct entry *table_remove(struct table *t, uint64_t hash, const void *key,

@@ -43,6 +43,9 @@
 #define ENTRY_F_TOMB   0x8u /* a deletion that LMDB may not know yet: the
                                key is absent, whatever LMDB holds */
 #define ENTRY_F_REF    0x10u /* read since the eviction hand last passed */
+#define ENTRY_F_OBJ    0x100u /* the value is a struct cobj pointer
+                                (cobj.h): a large collection held as a
+                                structure */
 #define ENTRY_TYPE_SHIFT 5u  /* three bits of value type: REC_T_* */
 #define ENTRY_TYPE_MASK  (0x7u << ENTRY_TYPE_SHIFT)
 #define ENTRY_F_TYPE(t)  ((unsigned)(t) << ENTRY_TYPE_SHIFT)
@@ -62,11 +65,29 @@ struct entry *entry_new(const void *key, size_t klen, const void *val,
                         size_t vlen, uint64_t hash, uint64_t version,
                         int64_t expire_at_ms, uint64_t max_idle_ms,
                         int64_t last_access_ms, unsigned flags);
-void entry_free(struct entry *e);
+void entry_free(struct entry *e); /* and its object, if it holds one */
+
+/* Build an entry holding collection object o (ENTRY_F_OBJ, the type from
+ * o), which it owns from then on.  NULL when out of memory (o is then
+ * still the caller's). */
+struct cobj;
+struct entry *entry_new_obj(const void *key, size_t klen, struct cobj *o,
+                            uint64_t hash, uint64_t version,
+                            int64_t expire_at_ms, uint64_t max_idle_ms,
+                            int64_t last_access_ms, unsigned flags);
+/* The object an ENTRY_F_OBJ entry holds, else NULL. */
+struct cobj *entry_obj(const struct entry *e);
+/* Set and clear ENTRY_F_MEMORY (the others are fixed at creation).
+ * Under the write lock. */
+void entry_set_memory(struct entry *e, int on);
 
 uint64_t entry_version(const struct entry *e);
 const void *entry_key(const struct entry *e);
 size_t entry_klen(const struct entry *e);
+/* The value.  Of an ENTRY_F_OBJ entry, the blob the object encodes to,
+ * made on first use and kept until the object changes (cobj_blob): NULL
+ * if out of memory.  Callers that copy the value had better encode it
+ * straight into their copy (cobj_encode). */
 const void *entry_val(const struct entry *e);
 size_t entry_vlen(const struct entry *e);
 unsigned entry_flags(const struct entry *e);
@@ -106,6 +127,11 @@ struct entry *table_find(struct table *t, uint64_t hash, const void *key,
  * Errors: CAIRN_ENOMEM (when the shard must grow and cannot; e is then
  * not inserted and still owned by the caller). */
 int table_put(struct table *t, uint64_t hash, struct entry *e);
+
+/* Entry e, in the table at hash, changed in place (an object): its
+ * entry_bytes were old_bytes.  Under the write lock. */
+void table_resized(struct table *t, uint64_t hash, const struct entry *e,
+                   size_t old_bytes);
 
 /* Remove the entry with this key and return it (the caller frees it), or
  * NULL if there is none. */

@@ -1005,3 +1005,310 @@ Test(coll, builder_refuses_arguments_too_long_to_encode) {
   coll_delta_free(&d);
   cr_assert(d.buf == NULL && d.len == 0 && d.ops == 0 && d.err == 0);
 }
+
+/* ------------------------------------------------------------------------
+ * Collection objects (cobj.h): the same results as the blob, byte for
+ * byte, under random deltas.
+ * --------------------------------------------------------------------- */
+
+#include "cobj.h"
+
+static uint64_t rs = 0x2545f4914f6cdd1dull;
+
+static uint64_t rnd(uint64_t n) {
+  rs ^= rs << 13;
+  rs ^= rs >> 7;
+  rs ^= rs << 17;
+  return rs % n;
+}
+
+/* One random operation of type on elements "e0".."e<space-1>"; lists
+ * lean towards growing below `low` elements and shrinking above it. */
+static void random_op(int type, struct coll_delta *d, size_t space,
+                      size_t n, size_t low) {
+  char x[24], v[24];
+  int xl = snprintf(x, sizeof x, "e%llu", (unsigned long long)rnd(space));
+  int vl = snprintf(v, sizeof v, "v%llu", (unsigned long long)rnd(1000));
+  static const double scores[] = {-0.0, 0, 1.5, -3, 7, 1e300, -INFINITY,
+                                  INFINITY, 2, 2.5};
+  uint64_t k = rnd(12);
+  switch (type) {
+  case COLL_HASH:
+    if (k < 8) coll_hset(d, x, (size_t)xl, v, (size_t)vl);
+    else coll_hdel(d, x, (size_t)xl);
+    return;
+  case COLL_SET:
+    if (k < 8) coll_sadd(d, x, (size_t)xl);
+    else coll_srem(d, x, (size_t)xl);
+    return;
+  case COLL_ZSET:
+    if (k < 8) coll_zset(d, scores[rnd(10)] + (double)rnd(3), x, (size_t)xl);
+    else coll_zrem(d, x, (size_t)xl);
+    return;
+  }
+  int grow = n < low;
+  switch (k) {
+  case 0: case 1: coll_push(d, 0, x, (size_t)xl); return;
+  case 2: case 3: coll_push(d, 1, x, (size_t)xl); return;
+  case 4: coll_pop(d, 0, grow ? 0 : (uint32_t)rnd(4)); return;
+  case 5: coll_pop(d, 1, grow ? 1 : (uint32_t)rnd(4)); return;
+  case 6: coll_lset(d, (int64_t)rnd(2 * n + 2) - (int64_t)n - 1, x,
+                    (size_t)xl); return;
+  case 7: coll_ltrim(d, grow ? 0 : 1, grow ? -1 : -2); return;
+  case 8: coll_lrem(d, (int64_t)rnd(5) - 2, x, (size_t)xl); return;
+  case 9: coll_linsert(d, (int)rnd(2), x, (size_t)xl, v, (size_t)vl);
+    return;
+  default: coll_push(d, (int)rnd(2), v, (size_t)vl); return;
+  }
+}
+
+static size_t blob_count(const struct blob *b) {
+  return b->len ? get_u32(b->p) : 0;
+}
+
+/* The object encodes to the blob exactly, and finds what the blob holds. */
+static void same_as_blob(int type, struct cobj *o, const struct blob *b) {
+  cr_assert_eq(cobj_blob_len(o), b->len);
+  cr_assert_eq(cobj_count(o), blob_count(b));
+  if (b->len) {
+    char *buf = malloc(b->len);
+    cobj_encode(o, buf);
+    cr_assert(memcmp(buf, b->p, b->len) == 0, "encodings differ");
+    free(buf);
+    const void *cached = cobj_blob(o);
+    cr_assert(cached && memcmp(cached, b->p, b->len) == 0);
+  }
+  if (type == COLL_LIST) return;
+  for (int i = 0; i < 300; i += 7) {
+    char x[24];
+    int xl = snprintf(x, sizeof x, "e%d", i);
+    struct coll_elem eb, eo;
+    int fb = coll_find(type, b->p, b->len, x, (size_t)xl, &eb);
+    int fo = cobj_find(o, x, (size_t)xl, &eo);
+    cr_assert_eq(fb, fo, "find %s: blob %d, object %d", x, fb, fo);
+    if (!fb) continue;
+    cr_assert_eq(eb.blen, eo.blen);
+    cr_assert(eb.blen == 0 || memcmp(eb.b, eo.b, eb.blen) == 0);
+    cr_assert(eb.score == eo.score);
+  }
+}
+
+static void object_model_run(int type, int rounds) {
+  struct blob b = {NULL, 0};
+  struct coll_delta d;
+  coll_delta_init(&d);
+  for (int i = 0; i < 200; i++) { /* a start of 200 elements */
+    char x[24];
+    int xl = snprintf(x, sizeof x, "e%d", type == COLL_LIST ? i % 20 : i);
+    if (type == COLL_HASH) coll_hset(&d, x, (size_t)xl, "v", 1);
+    else if (type == COLL_SET) coll_sadd(&d, x, (size_t)xl);
+    else if (type == COLL_ZSET) coll_zset(&d, (double)(i % 7), x, (size_t)xl);
+    else coll_push(&d, 1, x, (size_t)xl);
+  }
+  apply_ok(type, &b, &d);
+  struct cobj *o;
+  cr_assert_eq(cobj_from_blob(type, b.p, b.len, &o), 0);
+  same_as_blob(type, o, &b);
+  size_t space = type == COLL_LIST ? 20 : 300;
+  for (int r = 0; r < rounds; r++) {
+    coll_delta_init(&d);
+    int ops = 1 + (int)rnd(r % 7 == 0 ? 6 : 2);
+    for (int k = 0; k < ops; k++)
+      random_op(type, &d, space, blob_count(&b), 150);
+    cr_assert_eq(d.err, 0);
+    int ro = cobj_apply(o, d.buf, d.len);
+    int rb = apply(type, &b, &d); /* frees d */
+    cr_assert_eq(ro, rb, "round %d: object %d, blob %d", r, ro, rb);
+    if (r % 8 == 0 || r == rounds - 1) same_as_blob(type, o, &b);
+  }
+  cobj_free(o);
+  free(b.p);
+}
+
+Test(coll, object_agrees_with_blob_for_hashes) {
+  object_model_run(COLL_HASH, 3000);
+}
+
+Test(coll, object_agrees_with_blob_for_sets) {
+  object_model_run(COLL_SET, 3000);
+}
+
+Test(coll, object_agrees_with_blob_for_zsets) {
+  object_model_run(COLL_ZSET, 3000);
+}
+
+Test(coll, object_agrees_with_blob_for_lists) {
+  object_model_run(COLL_LIST, 4000);
+}
+
+Test(coll, object_refuses_a_blob_holding_a_field_twice) {
+  uint8_t blob[4 + 2 * 10];
+  put_u32(blob, 2);
+  for (int i = 0; i < 2; i++) {
+    put_u32(blob + 4 + 10 * i, 1);
+    blob[8 + 10 * i] = 'f';
+    put_u32(blob + 9 + 10 * i, 1);
+    blob[13 + 10 * i] = (uint8_t)('0' + i);
+  }
+  struct cobj *o = (void *)1;
+  cr_assert_eq(cobj_from_blob(COLL_HASH, blob, sizeof blob, &o),
+               CAIRN_ECORRUPT);
+  cr_assert(o == (void *)1);
+}
+
+Test(coll, object_lset_out_of_range_changes_nothing) {
+  struct blob b = {NULL, 0};
+  struct coll_delta d;
+  coll_delta_init(&d);
+  for (int i = 0; i < 200; i++) coll_push(&d, 1, "x", 1);
+  apply_ok(COLL_LIST, &b, &d);
+  struct cobj *o;
+  cr_assert_eq(cobj_from_blob(COLL_LIST, b.p, b.len, &o), 0);
+  coll_delta_init(&d);
+  coll_lset(&d, 200, "y", 1);
+  cr_assert_eq(cobj_apply(o, d.buf, d.len), CAIRN_EINVAL);
+  coll_delta_free(&d);
+  /* Among other operations, LSET goes through the blob: still all or
+   * nothing. */
+  coll_delta_init(&d);
+  coll_push(&d, 0, "z", 1);
+  coll_lset(&d, -500, "y", 1);
+  cr_assert_eq(cobj_apply(o, d.buf, d.len), CAIRN_EINVAL);
+  coll_delta_free(&d);
+  same_as_blob(COLL_LIST, o, &b);
+  cobj_free(o);
+  free(b.p);
+}
+
+/* ------------------------------------------------------------------------
+ * Through the engine: large collections (held as objects) read and
+ * recover as a blob model says, after a reopen (replay of the log) and
+ * after a checkpoint.
+ * --------------------------------------------------------------------- */
+
+#include "testutil.h"
+
+static const char *const eng_key[5] = {"", "h", "s", "z", "l"};
+
+static void eng_quiet(void *arg, int level, const char *msg) {
+  (void)arg, (void)level, (void)msg;
+}
+
+static cairn *eng_open(const char *dir) {
+  cairn_options o;
+  cairn_options_init(&o);
+  o.log_fn = eng_quiet;
+  o.segment_bytes = 1 << 20;
+  o.durability = CAIRN_DURABILITY_INTERVAL;
+  cairn *db;
+  cr_assert_eq(cairn_open(dir, &o, &db), 0);
+  return db;
+}
+
+/* Every read the engine offers agrees with the model blobs m[1..4]. */
+static void eng_check(cairn *db, const struct blob *m) {
+  for (int t = COLL_HASH; t <= COLL_LIST; t++) {
+    cairn_value v;
+    int rc = cairn_get(db, NULL, eng_key[t], 1, &v);
+    struct coll_info info;
+    int prc = db_coll_probe(db, NULL, eng_key[t], 1, t, NULL, 0, 0, &info);
+    if (m[t].len == 0) {
+      cr_assert_eq(rc, CAIRN_ENOTFOUND, "type %d", t);
+      cr_assert_eq(prc, CAIRN_ENOTFOUND);
+      continue;
+    }
+    cr_assert_eq(rc, 0);
+    cr_assert_eq(prc, 0);
+    cr_assert_eq(v.type, t);
+    cr_assert_eq(v.len, m[t].len, "type %d: %zu bytes, model %zu", t, v.len,
+                 m[t].len);
+    cr_assert(memcmp(v.data, m[t].p, v.len) == 0, "type %d differs", t);
+    cr_assert_eq(info.count, blob_count(&m[t]));
+    cr_assert_eq(info.version, v.version);
+    cairn_value_free(&v);
+    if (t == COLL_LIST) continue;
+    struct coll_probe p[24];
+    char xs[24][16];
+    for (int i = 0; i < 24; i++) {
+      p[i].x = xs[i];
+      p[i].xlen = (size_t)snprintf(xs[i], sizeof xs[i], "e%d", i * 13);
+    }
+    cr_assert_eq(db_coll_probe(db, NULL, eng_key[t], 1, t, p, 24, 1, &info),
+                 0);
+    for (int i = 0; i < 24; i++) {
+      struct coll_elem e;
+      int f = coll_find(t, m[t].p, m[t].len, p[i].x, p[i].xlen, &e);
+      cr_assert_eq(p[i].found, f, "%s", xs[i]);
+      if (f && t == COLL_ZSET) cr_assert(p[i].score == e.score);
+      if (f && t == COLL_HASH)
+        cr_assert(p[i].vlen == e.blen && memcmp(p[i].val, e.b, e.blen) == 0);
+      free(p[i].val);
+    }
+  }
+}
+
+/* A delta that empties collection t whatever it holds. */
+static void empty_delta(int t, struct coll_delta *d) {
+  if (t == COLL_LIST) {
+    coll_ltrim(d, 1, 0);
+    return;
+  }
+  for (int i = 0; i < 300; i++) {
+    char x[16];
+    int xl = snprintf(x, sizeof x, "e%d", i);
+    if (t == COLL_HASH) coll_hdel(d, x, (size_t)xl);
+    else if (t == COLL_SET) coll_srem(d, x, (size_t)xl);
+    else coll_zrem(d, x, (size_t)xl);
+  }
+}
+
+/* rounds random deltas (the first ones growing every collection past the
+ * object threshold) to the engine and to the model alike. */
+static void eng_rounds(cairn *db, struct blob *m, int rounds, int empty_at) {
+  for (int r = 0; r < rounds; r++) {
+    int t = COLL_HASH + (int)rnd(4);
+    struct coll_delta d;
+    coll_delta_init(&d);
+    if (r == empty_at) {
+      empty_delta(t, &d);
+    } else {
+      int ops = 1 + (int)rnd(3);
+      size_t n = blob_count(&m[t]);
+      for (int k = 0; k < ops; k++)
+        random_op(t, &d, t == COLL_LIST ? 20 : 300, n, 200);
+    }
+    int re = cairn_coll_apply(db, NULL, eng_key[t], 1, t, d.buf, d.len, NULL);
+    int rm = apply(t, &m[t], &d);
+    cr_assert_eq(re, rm, "round %d type %d: engine %d, model %d", r, t, re,
+                 rm);
+    if (r % 97 == 0) eng_check(db, m);
+  }
+  eng_check(db, m);
+}
+
+Test(coll_engine, large_collections_read_and_recover_as_the_blob_model) {
+  char dir[256];
+  tu_tmpdir(dir, sizeof dir, "coll");
+  cairn *db = eng_open(dir);
+  struct blob m[5] = {{0}};
+  eng_rounds(db, m, 2500, 1200);
+  for (int t = 1; t <= 4; t++) /* so the engine held them as objects */
+    cr_assert_geq(blob_count(&m[t]), COBJ_MIN_ELEMS, "type %d", t);
+  /* An expiry change takes an object back to a blob; it stays right. */
+  cairn_write w = {.flags = CAIRN_W_TTL, .ttl_ms = 3600 * 1000};
+  cr_assert_eq(cairn_expire(db, NULL, "h", 1, &w), m[1].len ? 0
+                                                   : CAIRN_ENOTFOUND);
+  eng_rounds(db, m, 300, -1);
+  cairn_close(db);
+  db = eng_open(dir); /* recovery: the log replayed */
+  eng_check(db, m);
+  eng_rounds(db, m, 600, 300);
+  cr_assert_eq(cairn_checkpoint(db), 0);
+  eng_rounds(db, m, 300, -1);
+  cairn_close(db);
+  db = eng_open(dir); /* the store, then the log after the checkpoint */
+  eng_check(db, m);
+  cairn_close(db);
+  for (int t = 1; t <= 4; t++) free(m[t].p);
+  tu_rmrf(dir);
+}

@@ -10,6 +10,8 @@
 #include <string.h>
 
 #include "cairn.h"
+#include "cobj.h"
+#include "coll.h"
 #include "table.h"
 
 /* ------------------------------------------------------------------------
@@ -527,4 +529,48 @@ Test(table, counts_the_entries_the_expiry_sweep_must_visit) {
   cr_assert_eq(table_mortal(t, shard), 0);
   table_unlock(t, shard);
   table_free(t);
+}
+
+/* An entry holding a collection object: its bytes count the object, stay
+ * right as the object changes in place, and its value reads as the blob. */
+Test(table, object_entries_account_their_object_and_read_as_blobs) {
+  struct table *t;
+  cr_assert_eq(table_new(&t), 0);
+  struct coll_delta d;
+  coll_delta_init(&d);
+  coll_sadd(&d, "a", 1);
+  void *blob;
+  size_t blen;
+  cr_assert_eq(coll_apply(COLL_SET, NULL, 0, d.buf, d.len, &blob, &blen), 0);
+  coll_delta_free(&d);
+  struct cobj *o;
+  cr_assert_eq(cobj_from_blob(COLL_SET, blob, blen, &o), 0);
+  free(blob);
+  uint64_t h = table_hash("k", 1);
+  struct entry *e = entry_new_obj("k", 1, o, h, 7, 0, 0, 0, 0);
+  cr_assert_not_null(e);
+  cr_assert_eq(entry_obj(e), o);
+  cr_assert_eq(entry_type(e), COLL_SET);
+  cr_assert_eq(table_put(t, h, e), 0);
+  uint64_t small = table_bytes(t);
+  size_t before = entry_bytes(e);
+  coll_delta_init(&d);
+  for (int i = 0; i < 1000; i++) {
+    char m[16];
+    coll_sadd(&d, m, (size_t)snprintf(m, sizeof m, "m%d", i));
+  }
+  cr_assert_eq(cobj_apply(o, d.buf, d.len), 0);
+  table_resized(t, h, e, before);
+  cr_assert_gt(table_bytes(t), small + 1000 * 16);
+  cr_assert_eq(table_check(t), 0);
+  /* entry_val is the blob the object encodes to. */
+  cr_assert_eq(entry_vlen(e), cobj_blob_len(o));
+  struct coll_iter it;
+  cr_assert_eq(coll_iter_init(&it, COLL_SET, entry_val(e), entry_vlen(e)),
+               1001);
+  struct coll_elem x;
+  cr_assert_eq(coll_find(COLL_SET, entry_val(e), entry_vlen(e), "m999", 4,
+                         &x), 1);
+  coll_delta_free(&d);
+  table_free(t); /* frees the entry and its object (leak-checked) */
 }
