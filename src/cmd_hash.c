@@ -77,6 +77,38 @@ int ccmd_load(struct client *c, const char *key, size_t klen, int type,
   return 1;
 }
 
+int ccmd_probe(struct client *c, const char *key, size_t klen, int type,
+               int first, int step, size_t n, int want_vals,
+               struct coll_probe **out, struct coll_info *info) {
+  struct coll_probe *p = calloc(n ? n : 1, sizeof *p);
+  if (!p) {
+    reply_engine_error(c, CAIRN_ENOMEM);
+    return -1;
+  }
+  for (size_t i = 0; i < n; i++) {
+    int a = first + (int)i * step;
+    p[i].x = c->argv[a];
+    p[i].xlen = c->argvlen[a];
+  }
+  int rc = db_coll_probe(c->srv->db, srv_ns(c), key, klen, type, p, n,
+                         want_vals, info);
+  if (rc && rc != CAIRN_ENOTFOUND) {
+    free(p);
+    ccmd_reply_error(c, rc);
+    return -1;
+  }
+  if (rc) c->srv->stat_keyspace_misses++;
+  else c->srv->stat_keyspace_hits++;
+  *out = p;
+  return rc == 0;
+}
+
+void ccmd_probes_free(struct coll_probe *p, size_t n) {
+  if (!p) return;
+  for (size_t i = 0; i < n; i++) free(p[i].val);
+  free(p);
+}
+
 int ccmd_apply(struct client *c, const char *key, size_t klen, int type,
                uint64_t version, const struct coll_delta *d) {
   if (d->err) {
@@ -399,18 +431,15 @@ void ccmd_scan(struct client *c, int type) {
 
 /* HSET / HMSET: fields argv[2], argv[4]...; *added counts new ones. */
 static int hset_apply(struct client *c, long long *added) {
-  cairn_value v;
-  int found = ccmd_load(c, CCMD_ARG(1), COLL_HASH, &v);
-  if (found < 0) return -1;
   size_t n = (size_t)(c->argc - 2) / 2;
-  struct ccmd_coll s;
+  struct coll_probe *p;
+  struct coll_info info;
+  if (ccmd_probe(c, CCMD_ARG(1), COLL_HASH, 2, 2, n, 0, &p, &info) < 0)
+    return -1;
   long *prev = ccmd_arg_prev(c, 2, 2, n);
-  int rc = prev ? ccmd_decode(&v, COLL_HASH, &s) : CAIRN_ENOMEM;
-  if (rc == 0 && (rc = ccmd_index(&s)) != 0) ccmd_coll_free(&s);
-  if (rc) {
-    free(prev);
-    cairn_value_free(&v);
-    reply_engine_error(c, rc);
+  if (!prev) {
+    ccmd_probes_free(p, n);
+    reply_engine_error(c, CAIRN_ENOMEM);
     return -1;
   }
   struct coll_delta d;
@@ -418,14 +447,13 @@ static int hset_apply(struct client *c, long long *added) {
   *added = 0;
   for (size_t i = 0; i < n; i++) {
     int f = 2 + 2 * (int)i;
-    if (prev[i] < 0 && ccmd_lookup(&s, CCMD_ARG(f)) < 0) (*added)++;
+    if (prev[i] < 0 && !p[i].found) (*added)++;
     coll_hset(&d, CCMD_ARG(f), CCMD_ARG(f + 1));
   }
-  rc = ccmd_apply(c, CCMD_ARG(1), COLL_HASH, v.version, &d);
+  int rc = ccmd_apply(c, CCMD_ARG(1), COLL_HASH, info.version, &d);
   coll_delta_free(&d);
-  ccmd_coll_free(&s);
   free(prev);
-  cairn_value_free(&v);
+  ccmd_probes_free(p, n);
   if (rc == 0) ccmd_notify(c, "hset", CCMD_ARG(1), NOTIFY_HASH);
   return rc;
 }
@@ -456,25 +484,21 @@ void cmd_hset(struct client *c) { ccmd_run(c, hset_body); }
 void cmd_hmset(struct client *c) { ccmd_run(c, hmset_body); }
 
 static int hsetnx_body(struct client *c) {
-  cairn_value v;
-  int found = ccmd_load(c, CCMD_ARG(1), COLL_HASH, &v);
-  if (found < 0) return -1;
-  struct coll_elem e;
-  int has = found ? coll_find(COLL_HASH, v.data, v.len, CCMD_ARG(2), &e) : 0;
-  if (has != 0) {
-    cairn_value_free(&v);
-    if (has < 0)
-      reply_engine_error(c, has);
-    else
-      reply_int(c, 0);
+  struct coll_probe *p;
+  struct coll_info info;
+  if (ccmd_probe(c, CCMD_ARG(1), COLL_HASH, 2, 1, 1, 0, &p, &info) < 0)
+    return -1;
+  int has = p[0].found;
+  ccmd_probes_free(p, 1);
+  if (has) {
+    reply_int(c, 0);
     return -1;
   }
   struct coll_delta d;
   coll_delta_init(&d);
   coll_hset(&d, CCMD_ARG(2), CCMD_ARG(3));
-  int rc = ccmd_apply(c, CCMD_ARG(1), COLL_HASH, v.version, &d);
+  int rc = ccmd_apply(c, CCMD_ARG(1), COLL_HASH, info.version, &d);
   coll_delta_free(&d);
-  cairn_value_free(&v);
   if (rc == 0) {
     reply_int(c, 1);
     ccmd_notify(c, "hset", CCMD_ARG(1), NOTIFY_HASH);
@@ -485,38 +509,37 @@ static int hsetnx_body(struct client *c) {
 void cmd_hsetnx(struct client *c) { ccmd_run(c, hsetnx_body); }
 
 static int hdel_body(struct client *c) {
-  cairn_value v;
-  int found = ccmd_load(c, CCMD_ARG(1), COLL_HASH, &v);
+  size_t n = (size_t)c->argc - 2;
+  struct coll_probe *p;
+  struct coll_info info;
+  int found = ccmd_probe(c, CCMD_ARG(1), COLL_HASH, 2, 1, n, 0, &p, &info);
   if (found <= 0) {
-    if (found == 0) reply_int(c, 0);
+    if (found == 0) {
+      ccmd_probes_free(p, n);
+      reply_int(c, 0);
+    }
     return -1;
   }
-  size_t n = (size_t)c->argc - 2;
-  struct ccmd_coll s;
   long *prev = ccmd_arg_prev(c, 2, 1, n);
-  int rc = prev ? ccmd_decode(&v, COLL_HASH, &s) : CAIRN_ENOMEM;
-  if (rc == 0 && (rc = ccmd_index(&s)) != 0) ccmd_coll_free(&s);
-  if (rc) {
-    free(prev);
-    cairn_value_free(&v);
-    reply_engine_error(c, rc);
+  if (!prev) {
+    ccmd_probes_free(p, n);
+    reply_engine_error(c, CAIRN_ENOMEM);
     return -1;
   }
   struct coll_delta d;
   coll_delta_init(&d);
   long long removed = 0;
   for (size_t i = 0; i < n; i++) {
-    if (prev[i] >= 0 || ccmd_lookup(&s, CCMD_ARG(2 + (int)i)) < 0) continue;
+    if (prev[i] >= 0 || !p[i].found) continue;
     removed++;
     coll_hdel(&d, CCMD_ARG(2 + (int)i));
   }
-  size_t left = s.n - (size_t)removed;
-  rc = 0;
-  if (removed) rc = ccmd_apply(c, CCMD_ARG(1), COLL_HASH, v.version, &d);
+  uint64_t left = info.count - (uint64_t)removed;
+  int rc = 0;
+  if (removed) rc = ccmd_apply(c, CCMD_ARG(1), COLL_HASH, info.version, &d);
   coll_delta_free(&d);
-  ccmd_coll_free(&s);
   free(prev);
-  cairn_value_free(&v);
+  ccmd_probes_free(p, n);
   if (rc) return rc;
   reply_int(c, removed);
   if (removed) {
@@ -658,79 +681,41 @@ static int hash_read(struct client *c, struct ccmd_coll *s, cairn_value *v) {
   return 0;
 }
 
-/* One field of argv[1], argv[2]: 1 found (*e), 0 absent, -1 replied. */
-static int hash_field(struct client *c, cairn_value *v, struct coll_elem *e) {
-  int found = ccmd_load(c, CCMD_ARG(1), COLL_HASH, v);
-  if (found <= 0) return found;
-  int has = coll_find(COLL_HASH, v->data, v->len, CCMD_ARG(2), e);
-  if (has < 0) {
-    cairn_value_free(v);
-    reply_engine_error(c, has);
+/* HGET, HEXISTS, HSTRLEN, HMGET: the fields argv[2..] of argv[1], looked
+ * up without reading the hash whole.  what: 'g'et, 'e'xists, 's'trlen,
+ * 'm'get. */
+static void hash_fields(struct client *c, int what) {
+  size_t n = (size_t)c->argc - 2;
+  struct coll_probe *p;
+  struct coll_info info;
+  if (ccmd_probe(c, CCMD_ARG(1), COLL_HASH, 2, 1, n, what != 'e', &p,
+                 &info) < 0)
+    return;
+  if (what == 'm') reply_array(c, n);
+  for (size_t i = 0; i < n; i++) {
+    if (what == 'e')
+      reply_int(c, p[i].found);
+    else if (what == 's')
+      reply_int(c, p[i].found ? (long long)p[i].vlen : 0);
+    else if (p[i].found)
+      reply_bulk(c, p[i].val, p[i].vlen);
+    else
+      reply_null(c);
   }
-  return has;
+  ccmd_probes_free(p, n);
 }
 
-void cmd_hget(struct client *c) {
-  cairn_value v;
-  struct coll_elem e;
-  int has = hash_field(c, &v, &e);
-  if (has < 0) return;
-  if (has)
-    reply_bulk(c, e.b, e.blen);
-  else
-    reply_null(c);
-  cairn_value_free(&v);
-}
-
-void cmd_hexists(struct client *c) {
-  cairn_value v;
-  struct coll_elem e;
-  int has = hash_field(c, &v, &e);
-  if (has < 0) return;
-  reply_int(c, has);
-  cairn_value_free(&v);
-}
-
-void cmd_hstrlen(struct client *c) {
-  cairn_value v;
-  struct coll_elem e;
-  int has = hash_field(c, &v, &e);
-  if (has < 0) return;
-  reply_int(c, has ? (long long)e.blen : 0);
-  cairn_value_free(&v);
-}
-
-void cmd_hmget(struct client *c) {
-  cairn_value v;
-  struct ccmd_coll s;
-  if (hash_read(c, &s, &v)) return;
-  int rc = ccmd_index(&s);
-  if (rc) {
-    reply_engine_error(c, rc);
-  } else {
-    reply_array(c, (size_t)c->argc - 2);
-    for (int i = 2; i < c->argc; i++) {
-      long k = ccmd_lookup(&s, CCMD_ARG(i));
-      if (k < 0)
-        reply_null(c);
-      else
-        reply_bulk(c, s.e[k].b, s.e[k].blen);
-    }
-  }
-  ccmd_coll_free(&s);
-  cairn_value_free(&v);
-}
+void cmd_hget(struct client *c) { hash_fields(c, 'g'); }
+void cmd_hexists(struct client *c) { hash_fields(c, 'e'); }
+void cmd_hstrlen(struct client *c) { hash_fields(c, 's'); }
+void cmd_hmget(struct client *c) { hash_fields(c, 'm'); }
 
 void ccmd_card(struct client *c, int type) {
-  cairn_value v;
-  struct coll_iter it;
-  if (ccmd_load(c, CCMD_ARG(1), type, &v) < 0) return;
-  long n = coll_iter_init(&it, type, v.data, v.data ? v.len : 0);
-  if (n < 0)
-    reply_engine_error(c, (int)n);
-  else
-    reply_int(c, n);
-  cairn_value_free(&v);
+  struct coll_probe *p;
+  struct coll_info info;
+  if (ccmd_probe(c, CCMD_ARG(1), type, 0, 1, 0, 0, &p, &info) < 0) return;
+  ccmd_probes_free(p, 0);
+  reply_int(c, (long long)info.count);
 }
 
 void cmd_hlen(struct client *c) { ccmd_card(c, COLL_HASH); }

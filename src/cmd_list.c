@@ -48,27 +48,22 @@ static long long list_index(long long i, size_t n) {
  * --------------------------------------------------------------------- */
 
 static int push(struct client *c, int tail, int only_existing) {
-  cairn_value v;
-  struct coll_iter it;
-  int found = ccmd_load(c, CCMD_ARG(1), COLL_LIST, &v);
+  struct coll_probe *p;
+  struct coll_info info;
+  int found = ccmd_probe(c, CCMD_ARG(1), COLL_LIST, 0, 1, 0, 0, &p, &info);
   if (found < 0) return -1;
-  long n = coll_iter_init(&it, COLL_LIST, v.data, found ? v.len : 0);
-  if (n < 0 || (only_existing && !found)) {
-    cairn_value_free(&v);
-    if (n < 0)
-      reply_engine_error(c, (int)n);
-    else
-      reply_int(c, 0);
+  ccmd_probes_free(p, 0);
+  if (only_existing && !found) {
+    reply_int(c, 0);
     return -1;
   }
   struct coll_delta d;
   coll_delta_init(&d);
   for (int i = 2; i < c->argc; i++) coll_push(&d, tail, CCMD_ARG(i));
-  int rc = ccmd_apply(c, CCMD_ARG(1), COLL_LIST, v.version, &d);
+  int rc = ccmd_apply(c, CCMD_ARG(1), COLL_LIST, info.version, &d);
   coll_delta_free(&d);
-  cairn_value_free(&v);
   if (rc) return rc;
-  reply_int(c, n + c->argc - 2);
+  reply_int(c, (long long)info.count + c->argc - 2);
   ccmd_notify(c, tail ? "rpush" : "lpush", CCMD_ARG(1), NOTIFY_LIST);
   return 0;
 }

@@ -39,15 +39,14 @@ static int set_read(struct client *c, int i, cairn_value *v,
 
 /* add 1: SADD, 0: SREM.  Only the members that change go in the delta. */
 static int sadd_srem(struct client *c, int add) {
-  cairn_value v;
-  struct ccmd_coll s;
-  int found = set_read(c, 1, &v, &s);
-  if (found < 0) return -1;
   size_t n = (size_t)c->argc - 2;
+  struct coll_probe *p;
+  struct coll_info info;
+  if (ccmd_probe(c, CCMD_ARG(1), COLL_SET, 2, 1, n, 0, &p, &info) < 0)
+    return -1;
   long *prev = ccmd_arg_prev(c, 2, 1, n);
   if (!prev) {
-    ccmd_coll_free(&s);
-    cairn_value_free(&v);
+    ccmd_probes_free(p, n);
     reply_engine_error(c, CAIRN_ENOMEM);
     return -1;
   }
@@ -56,20 +55,20 @@ static int sadd_srem(struct client *c, int add) {
   long long changed = 0;
   for (size_t i = 0; i < n; i++) {
     int a = 2 + (int)i;
-    if (prev[i] >= 0 || (ccmd_lookup(&s, CCMD_ARG(a)) >= 0) == add) continue;
+    if (prev[i] >= 0 || p[i].found == add) continue;
     changed++;
     if (add)
       coll_sadd(&d, CCMD_ARG(a));
     else
       coll_srem(&d, CCMD_ARG(a));
   }
-  size_t left = add ? s.n + (size_t)changed : s.n - (size_t)changed;
+  uint64_t left = add ? info.count + (uint64_t)changed
+                      : info.count - (uint64_t)changed;
   int rc = 0;
-  if (changed) rc = ccmd_apply(c, CCMD_ARG(1), COLL_SET, v.version, &d);
+  if (changed) rc = ccmd_apply(c, CCMD_ARG(1), COLL_SET, info.version, &d);
   coll_delta_free(&d);
   free(prev);
-  ccmd_coll_free(&s);
-  cairn_value_free(&v);
+  ccmd_probes_free(p, n);
   if (rc) return rc;
   reply_int(c, changed);
   if (changed) {
@@ -98,29 +97,20 @@ void cmd_smembers(struct client *c) {
   cairn_value_free(&v);
 }
 
-void cmd_sismember(struct client *c) {
-  cairn_value v;
-  struct coll_elem e;
-  int found = ccmd_load(c, CCMD_ARG(1), COLL_SET, &v);
-  if (found < 0) return;
-  int has = found ? coll_find(COLL_SET, v.data, v.len, CCMD_ARG(2), &e) : 0;
-  if (has < 0)
-    reply_engine_error(c, has);
-  else
-    reply_int(c, has);
-  cairn_value_free(&v);
+/* SISMEMBER (many 0), SMISMEMBER (many 1): looked up, not read whole. */
+static void set_members(struct client *c, int many) {
+  size_t n = (size_t)c->argc - 2;
+  struct coll_probe *p;
+  struct coll_info info;
+  if (ccmd_probe(c, CCMD_ARG(1), COLL_SET, 2, 1, n, 0, &p, &info) < 0)
+    return;
+  if (many) reply_array(c, n);
+  for (size_t i = 0; i < n; i++) reply_int(c, p[i].found);
+  ccmd_probes_free(p, n);
 }
 
-void cmd_smismember(struct client *c) {
-  cairn_value v;
-  struct ccmd_coll s;
-  if (set_read(c, 1, &v, &s) < 0) return;
-  reply_array(c, (size_t)c->argc - 2);
-  for (int i = 2; i < c->argc; i++)
-    reply_int(c, ccmd_lookup(&s, CCMD_ARG(i)) >= 0);
-  ccmd_coll_free(&s);
-  cairn_value_free(&v);
-}
+void cmd_sismember(struct client *c) { set_members(c, 0); }
+void cmd_smismember(struct client *c) { set_members(c, 1); }
 
 void cmd_scard(struct client *c) { ccmd_card(c, COLL_SET); }
 

@@ -102,7 +102,7 @@ struct zadd_res {
 /* Walk the pairs in order, as Redis does, so a member given twice sees
  * its first occurrence's result.  Fills the delta; -1: NaN (replied). */
 static int zadd_walk(struct client *c, const struct zadd_opts *o,
-                     const struct ccmd_coll *s, const long *prev,
+                     const struct coll_probe *pr, const long *prev,
                      struct coll_delta *d, struct zadd_res *r) {
   double *cur = malloc(o->n * sizeof *cur);
   char *has = malloc(o->n);
@@ -119,9 +119,8 @@ static int zadd_walk(struct client *c, const struct zadd_opts *o,
       has[k] = has[prev[k]];
       cur[k] = cur[prev[k]];
     } else {
-      long p = ccmd_lookup(s, CCMD_ARG(m));
-      has[k] = p >= 0;
-      cur[k] = p >= 0 ? s->e[p].score : 0;
+      has[k] = (char)pr[k].found;
+      cur[k] = pr[k].found ? pr[k].score : 0;
     }
     double score = o->scores[k];
     if (has[k]) {
@@ -156,9 +155,10 @@ static int zadd_walk(struct client *c, const struct zadd_opts *o,
 static int zadd_body(struct client *c) {
   struct zadd_opts o;
   if (zadd_parse(c, &o)) return -1;
-  cairn_value v;
-  struct ccmd_coll s;
-  if (zset_read(c, &v, &s) < 0) {
+  struct coll_probe *pr;
+  struct coll_info info;
+  if (ccmd_probe(c, CCMD_ARG(1), COLL_ZSET, o.first + 1, 2, o.n, 0, &pr,
+                 &info) < 0) {
     free(o.scores);
     return -1;
   }
@@ -169,8 +169,8 @@ static int zadd_body(struct client *c) {
   int rc = -1;
   if (!prev)
     reply_engine_error(c, CAIRN_ENOMEM);
-  else if (zadd_walk(c, &o, &s, prev, &d, &r) == 0)
-    rc = d.len ? ccmd_apply(c, CCMD_ARG(1), COLL_ZSET, v.version, &d) : 0;
+  else if (zadd_walk(c, &o, pr, prev, &d, &r) == 0)
+    rc = d.len ? ccmd_apply(c, CCMD_ARG(1), COLL_ZSET, info.version, &d) : 0;
   if (rc == 0) {
     if (o.incr && r.processed)
       reply_double(c, r.last);
@@ -184,7 +184,7 @@ static int zadd_body(struct client *c) {
   coll_delta_free(&d);
   free(prev);
   free(o.scores);
-  zset_done(&v, &s);
+  ccmd_probes_free(pr, o.n);
   return rc;
 }
 
@@ -196,28 +196,21 @@ static int zincrby_body(struct client *c) {
     reply_error(c, ERR_NOTFLOAT);
     return -1;
   }
-  cairn_value v;
-  struct coll_elem e;
-  int found = ccmd_load(c, CCMD_ARG(1), COLL_ZSET, &v);
-  if (found < 0) return -1;
-  int has = found ? coll_find(COLL_ZSET, v.data, v.len, CCMD_ARG(3), &e) : 0;
-  if (has < 0) {
-    cairn_value_free(&v);
-    reply_engine_error(c, has);
+  struct coll_probe *p;
+  struct coll_info info;
+  if (ccmd_probe(c, CCMD_ARG(1), COLL_ZSET, 3, 1, 1, 0, &p, &info) < 0)
     return -1;
-  }
-  double score = incr + (has ? e.score : 0);
+  double score = incr + (p[0].found ? p[0].score : 0);
+  ccmd_probes_free(p, 1);
   if (isnan(score)) {
-    cairn_value_free(&v);
     reply_error(c, ERR_NAN);
     return -1;
   }
   struct coll_delta d;
   coll_delta_init(&d);
   coll_zset(&d, score, CCMD_ARG(3));
-  int rc = ccmd_apply(c, CCMD_ARG(1), COLL_ZSET, v.version, &d);
+  int rc = ccmd_apply(c, CCMD_ARG(1), COLL_ZSET, info.version, &d);
   coll_delta_free(&d);
-  cairn_value_free(&v);
   if (rc == 0) {
     reply_double(c, score);
     ccmd_notify(c, "zincr", CCMD_ARG(1), NOTIFY_ZSET);
@@ -282,35 +275,25 @@ void cmd_zrem(struct client *c) { ccmd_run(c, zrem_body); }
  * Point reads
  * --------------------------------------------------------------------- */
 
-void cmd_zscore(struct client *c) {
-  cairn_value v;
-  struct coll_elem e;
-  int found = ccmd_load(c, CCMD_ARG(1), COLL_ZSET, &v);
-  if (found < 0) return;
-  int has = found ? coll_find(COLL_ZSET, v.data, v.len, CCMD_ARG(2), &e) : 0;
-  if (has < 0)
-    reply_engine_error(c, has);
-  else if (has)
-    reply_double(c, e.score);
-  else
-    reply_null(c);
-  cairn_value_free(&v);
+/* ZSCORE (many 0), ZMSCORE (many 1): looked up, not read whole. */
+static void zset_scores(struct client *c, int many) {
+  size_t n = (size_t)c->argc - 2;
+  struct coll_probe *p;
+  struct coll_info info;
+  if (ccmd_probe(c, CCMD_ARG(1), COLL_ZSET, 2, 1, n, 0, &p, &info) < 0)
+    return;
+  if (many) reply_array(c, n);
+  for (size_t i = 0; i < n; i++) {
+    if (p[i].found)
+      reply_double(c, p[i].score);
+    else
+      reply_null(c);
+  }
+  ccmd_probes_free(p, n);
 }
 
-void cmd_zmscore(struct client *c) {
-  cairn_value v;
-  struct ccmd_coll s;
-  if (zset_read(c, &v, &s) < 0) return;
-  reply_array(c, (size_t)c->argc - 2);
-  for (int i = 2; i < c->argc; i++) {
-    long p = ccmd_lookup(&s, CCMD_ARG(i));
-    if (p < 0)
-      reply_null(c);
-    else
-      reply_double(c, s.e[p].score);
-  }
-  zset_done(&v, &s);
-}
+void cmd_zscore(struct client *c) { zset_scores(c, 0); }
+void cmd_zmscore(struct client *c) { zset_scores(c, 1); }
 
 void cmd_zcard(struct client *c) { ccmd_card(c, COLL_ZSET); }
 

@@ -4,11 +4,13 @@
  * the helpers they share (defined in cmd_hash.c).
  *
  * A collection is one engine value whose type is CAIRN_TYPE_HASH / SET /
- * ZSET / LIST; a command reads the blob with cairn_get, computes its reply
- * from it (src/coll.h's iterator), and writes only the element-level
- * change with cairn_coll_apply, under CAIRN_IF_VERSION with the version it
- * read: the engine's expiry thread may delete the key in between, and the
- * command is then run once more (ccmd_run).
+ * ZSET / LIST; a command reads what it needs (the elements its arguments
+ * name with ccmd_probe, or the blob with cairn_get), computes its reply
+ * from it, and writes only the element-level change with
+ * cairn_coll_apply, under CAIRN_IF_VERSION with the version it read: the
+ * engine's expiry thread may delete the key in between, and the command
+ * is then run once more (ccmd_run).  Probing, not reading the blob, keeps
+ * the common writes O(arguments) on large collections (src/cobj.h).
  */
 #ifndef CAIRN_CMDS_COLL_H
 #define CAIRN_CMDS_COLL_H
@@ -16,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cobj.h"
 #include "coll.h"
 #include "server.h"
 
@@ -117,6 +120,17 @@ void ccmd_run(struct client *c, int (*body)(struct client *c));
  * WRONGTYPE). */
 int ccmd_load(struct client *c, const char *key, size_t klen, int type,
               cairn_value *v);
+
+/* Look up the n arguments argv[first], argv[first + step], ... in key's
+ * collection of type, without copying the collection (db_coll_probe):
+ * (*p)[i] for argument i (with values, for hashes, if want_vals), and
+ * *info its version and element count (zero if absent).  1 found, 0
+ * absent, -1 error replied (also WRONGTYPE; *p is then not set).  Free
+ * *p with ccmd_probes_free. */
+int ccmd_probe(struct client *c, const char *key, size_t klen, int type,
+               int first, int step, size_t n, int want_vals,
+               struct coll_probe **p, struct coll_info *info);
+void ccmd_probes_free(struct coll_probe *p, size_t n);
 
 /* HLEN, SCARD, ZCARD, LLEN: reply the element count of argv[1], a
  * collection of type (0 if absent). */
