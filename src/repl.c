@@ -668,11 +668,9 @@ void repl_sync_stats(uint64_t out[3]) {
  * INFO and ROLE
  * --------------------------------------------------------------------- */
 
-static void linef(void (*line)(void *, const char *), void *arg,
-                  const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void linef(void (*line)(void *, const char *), void *arg,
-                  const char *fmt, ...) {
-  char buf[512];
+void repl_linef(void (*line)(void *, const char *), void *arg,
+                const char *fmt, ...) {
+  char buf[600];
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(buf, sizeof buf, fmt, ap);
@@ -686,37 +684,37 @@ static void leader_info(struct server *s, void (*line)(void *, const char *),
   wal_stats(s->db->wal, &ws);
   struct meta m;
   follow_meta(s->db, &m);
-  linef(line, arg, "role:master");
+  repl_linef(line, arg, "role:master");
   int64_t now = now_ms();
   size_t online = 0;
   pthread_mutex_lock(&R.mu);
   for (size_t i = 0; i < R.nf; i++)
     online += __atomic_load_n(&R.f[i]->state, __ATOMIC_ACQUIRE) != F_DONE;
-  linef(line, arg, "connected_slaves:%zu", online);
+  repl_linef(line, arg, "connected_slaves:%zu", online);
   for (size_t i = 0, k = 0; i < R.nf; i++) {
     struct follower *f = R.f[i];
     int state = __atomic_load_n(&f->state, __ATOMIC_ACQUIRE);
     if (state == F_DONE) continue;
     int64_t ack = __atomic_load_n(&f->last_ack_ms, __ATOMIC_RELAXED);
-    linef(line, arg, "slave%zu:ip=%s,port=%d,state=%s,offset=%" PRIu64
+    repl_linef(line, arg, "slave%zu:ip=%s,port=%d,state=%s,offset=%" PRIu64
           ",lag=%lld", k++, f->ip, f->port,
           state == F_ONLINE ? "online" : "wait_bgsave", ld(&f->durable),
           ack ? (long long)((now - ack) / 1000) : 0ll);
   }
   pthread_mutex_unlock(&R.mu);
-  linef(line, arg, "master_failover_state:no-failover");
-  linef(line, arg, "master_replid:%s%s", m.id, "00000000");
-  linef(line, arg, "master_replid2:0000000000000000000000000000000000000000");
-  linef(line, arg, "master_repl_offset:%" PRIu64, ws.written_lsn);
-  linef(line, arg, "second_repl_offset:-1");
-  linef(line, arg, "repl_backlog_active:1");
-  linef(line, arg, "repl_backlog_size:%lld", s->cfg->repl_backlog_size);
+  repl_linef(line, arg, "master_failover_state:no-failover");
+  repl_linef(line, arg, "master_replid:%s%s", m.id, "00000000");
+  repl_linef(line, arg, "master_replid2:0000000000000000000000000000000000000000");
+  repl_linef(line, arg, "master_repl_offset:%" PRIu64, ws.written_lsn);
+  repl_linef(line, arg, "second_repl_offset:-1");
+  repl_linef(line, arg, "repl_backlog_active:1");
+  repl_linef(line, arg, "repl_backlog_size:%lld", s->cfg->repl_backlog_size);
   /* In LSNs, like every offset here: what the log still holds. */
   uint64_t first = ws.oldest_lsn ? ws.oldest_lsn : ws.written_lsn + 1;
-  linef(line, arg, "repl_backlog_first_byte_offset:%" PRIu64, first);
-  linef(line, arg, "repl_backlog_histlen:%" PRIu64,
+  repl_linef(line, arg, "repl_backlog_first_byte_offset:%" PRIu64, first);
+  repl_linef(line, arg, "repl_backlog_histlen:%" PRIu64,
         ws.written_lsn + 1 - MIN(first, ws.written_lsn + 1));
-  linef(line, arg, "epoch:%" PRIu64, meta_epoch(&m));
+  repl_linef(line, arg, "epoch:%" PRIu64, meta_epoch(&m));
 }
 
 void repl_info(struct server *s, void (*line)(void *, const char *),

@@ -49,6 +49,9 @@ int repl_is_follower(const struct server *s);
 /* Append the lines of INFO's Replication section through line(). */
 void repl_info(struct server *s, void (*line)(void *arg, const char *text),
                void *arg);
+/* One INFO line, formatted, through line(). */
+void repl_linef(void (*line)(void *, const char *), void *arg,
+                const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* sync_full, sync_partial_ok, sync_partial_err for INFO stats. */
 void repl_sync_stats(uint64_t out[3]);
 

@@ -637,18 +637,6 @@ void replica_resync(void) {
   pthread_mutex_unlock(&L.mu);
 }
 
-static void linef(void (*line)(void *, const char *), void *arg,
-                  const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void linef(void (*line)(void *, const char *), void *arg,
-                  const char *fmt, ...) {
-  char buf[600];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(buf, sizeof buf, fmt, ap);
-  va_end(ap);
-  line(arg, buf);
-}
-
 void replica_info(struct server *s, void (*line)(void *, const char *),
                   void *arg) {
   struct meta m;
@@ -664,31 +652,31 @@ void replica_info(struct server *s, void (*line)(void *, const char *),
   struct wal_stats ws;
   wal_stats(s->db->wal, &ws);
   int64_t io = __atomic_load_n(&L.last_io_ms, __ATOMIC_RELAXED);
-  linef(line, arg, "role:slave");
-  linef(line, arg, "master_host:%s", L.host);
-  linef(line, arg, "master_port:%d", L.port);
-  linef(line, arg, "master_link_status:%s", up ? "up" : "down");
-  linef(line, arg, "master_last_io_seconds_ago:%lld",
+  repl_linef(line, arg, "role:slave");
+  repl_linef(line, arg, "master_host:%s", L.host);
+  repl_linef(line, arg, "master_port:%d", L.port);
+  repl_linef(line, arg, "master_link_status:%s", up ? "up" : "down");
+  repl_linef(line, arg, "master_last_io_seconds_ago:%lld",
         io ? (long long)((now - io) / 1000) : -1ll);
-  linef(line, arg, "master_sync_in_progress:%d",
+  repl_linef(line, arg, "master_sync_in_progress:%d",
         __atomic_load_n(&L.in_sync, __ATOMIC_RELAXED));
-  linef(line, arg, "slave_read_repl_offset:%" PRIu64, ws.written_lsn);
-  linef(line, arg, "slave_repl_offset:%" PRIu64, applied);
+  repl_linef(line, arg, "slave_read_repl_offset:%" PRIu64, ws.written_lsn);
+  repl_linef(line, arg, "slave_repl_offset:%" PRIu64, applied);
   if (!up)
-    linef(line, arg, "master_link_down_since_seconds:%lld",
+    repl_linef(line, arg, "master_link_down_since_seconds:%lld",
           (long long)((now - down) / 1000));
-  linef(line, arg, "slave_priority:%lld", s->cfg->replica_priority);
-  linef(line, arg, "slave_read_only:1");
-  linef(line, arg, "replica_announced:1");
-  linef(line, arg, "connected_slaves:0");
-  linef(line, arg, "master_failover_state:no-failover");
-  linef(line, arg, "master_replid:%s%s", m.id, "00000000");
-  linef(line, arg, "master_replid2:0000000000000000000000000000000000000000");
-  linef(line, arg, "master_repl_offset:%" PRIu64, applied);
-  linef(line, arg, "second_repl_offset:-1");
-  linef(line, arg, "repl_backlog_active:0");
-  linef(line, arg, "epoch:%" PRIu64, meta_epoch(&m));
-  linef(line, arg, "master_link_error:%s", err);
+  repl_linef(line, arg, "slave_priority:%lld", s->cfg->replica_priority);
+  repl_linef(line, arg, "slave_read_only:1");
+  repl_linef(line, arg, "replica_announced:1");
+  repl_linef(line, arg, "connected_slaves:0");
+  repl_linef(line, arg, "master_failover_state:no-failover");
+  repl_linef(line, arg, "master_replid:%s%s", m.id, "00000000");
+  repl_linef(line, arg, "master_replid2:0000000000000000000000000000000000000000");
+  repl_linef(line, arg, "master_repl_offset:%" PRIu64, applied);
+  repl_linef(line, arg, "second_repl_offset:-1");
+  repl_linef(line, arg, "repl_backlog_active:0");
+  repl_linef(line, arg, "epoch:%" PRIu64, meta_epoch(&m));
+  repl_linef(line, arg, "master_link_error:%s", err);
 }
 
 void replica_role(struct client *c) {
