@@ -594,3 +594,88 @@ Test(db, an_empty_batch_still_calls_back) {
   cr_assert_eq(d.rc, 0);
   cairn_batch_free(b);
 }
+
+/* ------------------------------------------------------------------------
+ * Following a leader (CAIRN_OPEN_FOLLOWER) and interrupted full syncs.
+ * --------------------------------------------------------------------- */
+
+static void reopen_follower(void) {
+  cairn_close(db);
+  cairn_options o = opts();
+  o.flags |= CAIRN_OPEN_FOLLOWER;
+  cr_assert_eq(cairn_open(dir, &o, &db), 0);
+}
+
+Test(db, a_follower_hides_expired_entries_but_deletes_nothing_itself) {
+  reopen_follower();
+  cairn_write w = {.ttl_ms = 30};
+  cr_assert_eq(cairn_put(db, "sessions", "s", 1, "v", 1, &w), 0);
+  struct cairn_stats before, after;
+  cr_assert_eq(cairn_stats(db, &before), 0);
+  usleep(300 * 1000); /* thirty sweeps of 10 ms */
+  expect("sessions", "s", NULL);
+  cr_assert_eq(cairn_stats(db, &after), 0);
+  cr_assert_eq(after.expired, 0, "the leader's delete must come by the log");
+  cr_assert_eq(after.last_lsn, before.last_lsn, "nothing logged");
+}
+
+/* A log replayed at open: written by a child that exits without closing
+ * (so without the checkpoint a close makes). */
+static void crash_after_put(const char *k, const char *v) {
+  cairn_close(db);
+  db = NULL;
+  pid_t pid = fork();
+  cr_assert_geq(pid, 0);
+  if (pid == 0) {
+    cairn *c;
+    cairn_options o = opts();
+    if (cairn_open(dir, &o, &c) != 0) _exit(1);
+    if (cairn_put(c, NULL, k, strlen(k), v, strlen(v), NULL) != 0) _exit(1);
+    _exit(cairn_sync(c) == 0 ? 0 : 1);
+  }
+  int status;
+  cr_assert_eq(waitpid(pid, &status, 0), pid);
+  cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+static struct cairn_stats stats_after_open(unsigned flags) {
+  cairn_options o = opts();
+  o.flags |= flags;
+  cr_assert_eq(cairn_open(dir, &o, &db), 0);
+  usleep(300 * 1000); /* the checkpoint thread polls every 50 ms */
+  struct cairn_stats st;
+  cr_assert_eq(cairn_stats(db, &st), 0);
+  cr_assert_eq(st.recovered_records, 1);
+  return st;
+}
+
+Test(db, a_follower_leaves_its_replayed_log_unchecked_pointed) {
+  crash_after_put("c", "3");
+  struct cairn_stats st = stats_after_open(CAIRN_OPEN_FOLLOWER);
+  cr_assert_lt(st.checkpoint_lsn, st.last_lsn,
+               "a divergent tail must still be cuttable");
+  expect(NULL, "c", "3");
+  /* A leader checks a replayed log in soon, bounding the next restart. */
+  crash_after_put("d", "4");
+  st = stats_after_open(0);
+  cr_assert_eq(st.checkpoint_lsn, st.last_lsn);
+}
+
+Test(db, an_interrupted_full_sync_leaves_an_empty_directory) {
+  put(NULL, "old", "1");
+  cairn_close(db);
+  db = NULL;
+  char path[400];
+  snprintf(path, sizeof path, "%s/SYNCING", dir);
+  FILE *f = fopen(path, "w");
+  cr_assert(f);
+  fclose(f);
+  cairn_options o = opts();
+  cr_assert_eq(cairn_open(dir, &o, &db), 0);
+  expect(NULL, "old", NULL);
+  struct cairn_stats st;
+  cr_assert_eq(cairn_stats(db, &st), 0);
+  cr_assert_eq(st.last_lsn, 0);
+  cr_assert_eq(st.entries + st.disk_entries, 0);
+  cr_assert_neq(access(path, F_OK), 0, "the marker is gone");
+}

@@ -1300,3 +1300,52 @@ Test(wal, cursor_reads_while_the_log_is_written) {
   wal_close(w);
   tu_rmrf(dir);
 }
+
+/* ------------------------------------------------------------------------
+ * Shipping: a written frame may leave before its fdatasync ends.
+ * --------------------------------------------------------------------- */
+
+static int gate_closed; /* the log's fdatasyncs wait while it is set */
+
+static int gated_uring_result(int op, int res) {
+  if (op != SYS_OP_FDATASYNC) return res;
+  for (int i = 0; i < 5000 && __atomic_load_n(&gate_closed, __ATOMIC_ACQUIRE);
+       i++)
+    usleep(1000);
+  return res;
+}
+
+Test(wal, a_written_frame_ships_while_its_fdatasync_runs) {
+  char dir[256];
+  tu_tmpdir(dir, sizeof dir, "walship");
+  struct wal_config c;
+  cfg_init(&c, dir, 0);
+  struct wal *w = NULL;
+  cr_assert_eq(wal_open(&c, 0, NULL, NULL, &w), 0);
+  struct wal_stats st;
+  wal_stats(w, &st);
+  if (!st.uring) { /* the gate sits on io_uring's fdatasync result */
+    wal_close(w);
+    tu_rmrf(dir);
+    cr_skip_test("io_uring is not available");
+  }
+  __atomic_store_n(&gate_closed, 1, __ATOMIC_RELEASE);
+  sys_ops.uring_result = gated_uring_result;
+  uint64_t lsn = put(w, 1, 50, CAIRN_DURABILITY_FSYNC, NULL, NULL);
+  cr_assert_eq(wal_wait_written(w, 0, 3000), lsn);
+  wal_stats(w, &st);
+  cr_assert_lt(st.durable_lsn, lsn, "the fdatasync is still held");
+  struct wal_cursor *cur;
+  const void *fr;
+  size_t len;
+  struct frame_hdr h;
+  cr_assert_eq(wal_cursor_open(w, 0, &cur), 0);
+  cr_assert_eq(wal_cursor_next(cur, &fr, &len, &h), 1);
+  cr_assert_eq(h.last_lsn, lsn);
+  wal_cursor_close(cur);
+  __atomic_store_n(&gate_closed, 0, __ATOMIC_RELEASE);
+  cr_assert_eq(wal_wait(w, lsn, CAIRN_DURABILITY_FSYNC), 0);
+  wal_close(w);
+  sys_reset();
+  tu_rmrf(dir);
+}
