@@ -426,10 +426,6 @@ static int dir_lock(cairn *db) {
   return 0;
 }
 
-static int sync_leftover(cairn *db) {
-  return follow_leftover(db->dir, &db->log);
-}
-
 /* Read DIR/meta, creating it for a new directory. */
 static int meta_load(cairn *db) {
   int rc = meta_read(db->dir, &db->log, &db->meta);
@@ -547,7 +543,7 @@ CAIRN_EXPORT int cairn_open(const char *dir, const cairn_options *opt,
   }
   if (mkdir(dir, 0755) != 0 && errno != EEXIST) rc = -errno;
   if (rc == 0) rc = dir_lock(db);
-  if (rc == 0) rc = sync_leftover(db);
+  if (rc == 0) rc = follow_leftover(db->dir, &db->log);
   if (rc == 0) rc = meta_load(db);
   if (rc == 0) rc = db_open_store(db);
   if (rc == 0) rc = db_open_log(db);

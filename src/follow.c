@@ -58,22 +58,6 @@ int follow_promote(cairn *db, uint64_t *epoch) {
   return rc;
 }
 
-/* Layout, checksum and records of a frame; the payload into *raw. */
-static int frame_check(const void *buf, size_t len, struct frame_hdr *h,
-                       void **scratch, const void **raw, const char **why) {
-  if (frame_hdr_decode(buf, len, h, why)) return CAIRN_ECORRUPT;
-  if (frame_len(h) != len) {
-    *why = "frame length does not match its header";
-    return CAIRN_ECORRUPT;
-  }
-  if (h->flags & FRAME_F_END) {
-    *why = "a segment's end frame";
-    return CAIRN_ECORRUPT;
-  }
-  if (!(*scratch = malloc(h->raw_len ? h->raw_len : 1))) return CAIRN_ENOMEM;
-  return frame_payload(buf, h, *scratch, raw, why) ? CAIRN_ECORRUPT : 0;
-}
-
 /* Apply the records of a checked frame, one LSN each. */
 static int frame_apply(cairn *db, const struct frame_hdr *h, const void *raw) {
   size_t off = 0;
@@ -95,10 +79,10 @@ static int frame_apply(cairn *db, const struct frame_hdr *h, const void *raw) {
 int follow_frame(cairn *db, const void *frame, size_t len,
                  cairn_done_fn done, void *done_arg, const char **why) {
   struct frame_hdr h;
-  void *scratch = NULL;
+  void *scratch;
   const void *raw;
   *why = "";
-  int rc = frame_check(frame, len, &h, &scratch, &raw, why);
+  int rc = frame_check_whole(frame, len, &h, &scratch, &raw, why);
   pthread_mutex_lock(&db->meta_mu);
   if (rc == 0 && h.epoch < db->epoch) {
     *why = "its epoch is older than ours";
@@ -110,7 +94,8 @@ int follow_frame(cairn *db, const void *frame, size_t len,
     rc = epoch_begin(db, h.epoch, h.first_lsn);
   }
   pthread_mutex_unlock(&db->meta_mu);
-  if (rc == 0) rc = wal_append_frame(db->wal, frame, len, done, done_arg);
+  if (rc == 0)
+    rc = wal_append_checked(db->wal, frame, len, &h, done, done_arg);
   if (rc == 0) rc = frame_apply(db, &h, raw);
   if (rc == 0) db_mem_grew(db);
   free(scratch);

@@ -10,6 +10,7 @@
  */
 #include "config.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "cairn.h"
@@ -225,4 +226,27 @@ int frame_payload(const void *buf, const struct frame_hdr *h, void *scratch,
   }
   *raw = out;
   return 0;
+}
+
+int frame_check_whole(const void *buf, size_t len, struct frame_hdr *h,
+                      void **scratch, const void **raw, const char **why) {
+  *scratch = NULL;
+  if (!buf || frame_hdr_decode(buf, len, h, why) != 0) return CAIRN_ECORRUPT;
+  /* END frames are a log's own business; a leader never ships empty
+   * frames, and an empty one would make a segment's LSN range vague. */
+  if (frame_len(h) != len) {
+    *why = "frame length does not match its header";
+    return CAIRN_ECORRUPT;
+  }
+  if ((h->flags & FRAME_F_END) || h->last_lsn < h->first_lsn) {
+    *why = "a frame without records";
+    return CAIRN_ECORRUPT;
+  }
+  if ((h->flags & FRAME_F_LZ4) &&
+      !(*scratch = malloc(h->raw_len ? h->raw_len : 1)))
+    return CAIRN_ENOMEM;
+  if (frame_payload(buf, h, *scratch, raw, why) == 0) return 0;
+  free(*scratch);
+  *scratch = NULL;
+  return CAIRN_ECORRUPT;
 }

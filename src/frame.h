@@ -89,6 +89,15 @@ size_t frame_len(const struct frame_hdr *h);
 int frame_payload(const void *buf, const struct frame_hdr *h, void *scratch,
                   const void **raw, const char **why);
 
+/* frame_check_whole - check a whole frame that came from elsewhere (a
+ * leader): a valid header, frame_len() == len, records in it and not an
+ * END frame, then the checksum and the records.  On success *raw points
+ * at its payload, in buf or in *scratch, which the caller frees (NULL if
+ * unused).  Returns 0, CAIRN_ECORRUPT with a reason in *why, or
+ * CAIRN_ENOMEM; *scratch is NULL after an error. */
+int frame_check_whole(const void *buf, size_t len, struct frame_hdr *h,
+                      void **scratch, const void **raw, const char **why);
+
 /* Check that raw[0..raw_len) holds exactly n valid records, and that every
  * REC_BATCH among them holds exactly klen valid non-batch sub-records
  * filling its value.  frame_payload() does this already; it is here for

@@ -79,17 +79,6 @@ int meta_epochs_parse(const char *s, struct meta *m) {
   return 0;
 }
 
-uint64_t meta_epoch_end(const struct meta *m, uint64_t epoch,
-                        uint64_t last_lsn, int *found) {
-  for (size_t i = 0; i < m->nepochs; i++) {
-    if (m->epochs[i].epoch != epoch) continue;
-    *found = 1;
-    return i + 1 < m->nepochs ? m->epochs[i + 1].first_lsn - 1 : last_lsn;
-  }
-  *found = 0;
-  return 0;
-}
-
 uint64_t meta_agreed(const struct meta *ours, uint64_t our_last,
                      const struct meta *theirs, uint64_t their_last) {
   for (size_t i = theirs->nepochs; i-- > 0;) {

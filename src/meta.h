@@ -65,12 +65,6 @@ int meta_epochs_format(const struct meta *m, char *buf, size_t n);
  * increasing list of epochs with non-decreasing first LSNs. */
 int meta_epochs_parse(const char *s, struct meta *m);
 
-/* The last LSN of `epoch` in m's history, given that the log's last LSN
- * is last_lsn: the next epoch's first LSN - 1, or last_lsn for the
- * current epoch.  0 with *found = 0 if m has no such epoch. */
-uint64_t meta_epoch_end(const struct meta *m, uint64_t epoch,
-                        uint64_t last_lsn, int *found);
-
 /* The last LSN on which two logs agree, given their histories and last
  * LSNs: the end of the newest epoch that both histories hold (same number
  * and same first LSN), as far as both logs reach into it.  0 if they

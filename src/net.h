@@ -21,4 +21,14 @@ void net_free(struct server *s);
 /* End the holds opened by the command that just ran (cmd_call). */
 void net_holds_close(struct client *c);
 
+/* Wake the loop from another thread; release a parked reply
+ * (rc 0, or SRV_ENOREPLICAS); block / unblock a client's input. */
+void net_wake(void);
+void net_complete(struct server *s, uint64_t token, int rc);
+void net_client_block(struct client *c);
+void net_client_unblock(struct client *c);
+/* Take c's socket out of the loop (for a sender thread); c is freed
+ * after the command.  Returns the descriptor, now blocking, or -1. */
+int net_client_detach(struct client *c);
+
 #endif /* CAIRN_NET_H */

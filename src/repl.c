@@ -35,6 +35,7 @@
 #include "follow.h"
 #include "frame.h"
 #include "meta.h"
+#include "net.h"
 #include "record.h"
 #include "repl.h"
 #include "srv_config.h"
@@ -46,6 +47,7 @@
 #define BEAT_MS 1000
 #define SNAP_CHUNK (256u * 1024)
 #define PARKED_MAX (1u << 22)
+#define RETAIN_MS 100
 
 enum { F_SYNC, F_ONLINE, F_DONE };
 
@@ -603,7 +605,14 @@ void repl_events(struct server *s) {
   }
   release_parked(s);
   release_waiters(s);
-  retain(s);
+  /* This runs at every wake of the loop; the floor only matters to the
+   * next checkpoint, so a tenth of a second is soon enough. */
+  static int64_t last_retain;
+  int64_t now = now_ms();
+  if (now - last_retain >= RETAIN_MS) {
+    retain(s);
+    last_retain = now;
+  }
 }
 
 /* ------------------------------------------------------------------------

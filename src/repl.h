@@ -97,16 +97,6 @@ void replica_role(struct client *c);
 /* The loop's part of the link's requests (repl_events). */
 void replica_loop_work(struct server *s);
 
-/* net.c: wake the loop from another thread; release a parked reply
- * (rc 0, or SRV_ENOREPLICAS); block / unblock a client's input. */
-void net_wake(void);
-void net_complete(struct server *s, uint64_t token, int rc);
-void net_client_block(struct client *c);
-void net_client_unblock(struct client *c);
-/* Take c's socket out of the loop (for a sender thread); c is freed
- * after the command.  Returns the descriptor, now blocking, or -1. */
-int net_client_detach(struct client *c);
-
 #define SRV_ENOREPLICAS (-31001) /* a parked write timed out */
 #define ERR_NOREPLICAS "NOREPLICAS Not enough good replicas to write."
 

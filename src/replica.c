@@ -42,6 +42,7 @@
 #include "follow.h"
 #include "frame.h"
 #include "meta.h"
+#include "net.h"
 #include "record.h"
 #include "repl.h"
 #include "srv_config.h"
@@ -133,17 +134,13 @@ static int ask_loop(int req) {
   return rc;
 }
 
-static const struct logger *engine_logger(struct server *s) {
-  return &s->db->log;
-}
-
 void replica_loop_work(struct server *s) {
   pthread_mutex_lock(&L.mu);
   int req = L.req_done ? REQ_NONE : L.req;
   pthread_mutex_unlock(&L.mu);
   if (req == REQ_NONE) return;
   bgsave_wait();
-  struct logger log = *engine_logger(s);
+  struct logger log = s->db->log;
   char dir[PATH_BYTES_MAX];
   snprintf(dir, sizeof dir, "%s", s->cfg->dir);
   db_close_mode(s->db, 0);

@@ -1274,24 +1274,6 @@ int wal_sync(struct wal *w) {
 
 /* Is frame[0..len) one whole valid frame that carries records?  Fills h.
  * Checked outside the lock: it decompresses and walks every record. */
-static int raw_check(const void *frame, size_t len, struct frame_hdr *h) {
-  const char *why = NULL;
-  if (!frame || frame_hdr_decode(frame, len, h, &why) != 0)
-    return CAIRN_ECORRUPT;
-  /* END frames are the log's own business; a leader never ships empty
-   * frames, and an empty one would make a segment's LSN range vague. */
-  if (frame_len(h) != len || (h->flags & FRAME_F_END) ||
-      h->last_lsn < h->first_lsn)
-    return CAIRN_ECORRUPT;
-  void *scratch = NULL;
-  if ((h->flags & FRAME_F_LZ4) && !(scratch = malloc(h->raw_len ? h->raw_len
-                                                                : 1)))
-    return CAIRN_ENOMEM;
-  const void *raw;
-  int rc = frame_payload(frame, h, scratch, &raw, &why);
-  free(scratch);
-  return rc;
-}
 
 /* Can a raw frame of len bytes join the current group now?  0, SPACE_WAIT
  * or an error.  mu held. */
@@ -1331,8 +1313,19 @@ static void raw_queue(struct wal *w, const void *frame, size_t len,
 int wal_append_frame(struct wal *w, const void *frame, size_t len,
                      cairn_done_fn done, void *done_arg) {
   struct frame_hdr h;
-  int rc = raw_check(frame, len, &h);
-  if (rc) return rc;
+  void *scratch;
+  const void *raw;
+  const char *why;
+  int rc = frame_check_whole(frame, len, &h, &scratch, &raw, &why);
+  free(scratch);
+  return rc ? rc : wal_append_checked(w, frame, len, &h, done, done_arg);
+}
+
+int wal_append_checked(struct wal *w, const void *frame, size_t len,
+                       const struct frame_hdr *hp, cairn_done_fn done,
+                       void *done_arg) {
+  struct frame_hdr h = *hp;
+  int rc;
   lock(&w->mu);
   /* Each wait ends with a flush, a new spare, a failure or the close. */
   for (;;) {

@@ -186,6 +186,13 @@ void wal_segment_path(const char *dir, uint64_t seq, char *buf);
 int wal_append_frame(struct wal *w, const void *frame, size_t len,
                      cairn_done_fn done, void *done_arg);
 
+/* wal_append_checked - wal_append_frame for a frame the caller has just
+ * checked with frame_check_whole() (h is its header), which a follower
+ * does anyway to apply the records: the check is not done twice. */
+int wal_append_checked(struct wal *w, const void *frame, size_t len,
+                       const struct frame_hdr *h, cairn_done_fn done,
+                       void *done_arg);
+
 /* wal_set_epoch - frames written from now on carry epoch (a follower
  * promoted to leader); wal_stats().epoch reports it.  Records already
  * appended but not yet framed carry it too. */

@@ -40,16 +40,6 @@ Test(meta, damaged_history_text_is_refused) {
   cr_assert_eq(m.nepochs, 1, "a refused text leaves the history alone");
 }
 
-Test(meta, end_of_an_epoch) {
-  struct meta m = hist("1:1,2:991");
-  int found;
-  cr_assert_eq(meta_epoch_end(&m, 1, 5000, &found), 990);
-  cr_assert(found);
-  cr_assert_eq(meta_epoch_end(&m, 2, 5000, &found), 5000);
-  meta_epoch_end(&m, 3, 5000, &found);
-  cr_assert_not(found);
-}
-
 Test(meta, same_history_agrees_up_to_the_shorter_log) {
   struct meta a = hist("1:1,2:100");
   cr_assert_eq(meta_agreed(&a, 500, &a, 300), 300);
