@@ -297,6 +297,8 @@ static void info_stats(struct info *in, struct server *s,
   add(in, "total_net_input_bytes:%llu", (unsigned long long)s->stat_net_in);
   add(in, "total_net_output_bytes:%llu", (unsigned long long)s->stat_net_out);
   add(in, "rejected_connections:%llu", (unsigned long long)s->stat_rejected);
+  add(in, "total_reads_processed:%llu", (unsigned long long)s->stat_reads);
+  add(in, "total_writes_processed:%llu", (unsigned long long)s->stat_writes);
   add(in, "expired_keys:%llu", (unsigned long long)st->expired);
   add(in, "evicted_keys:%llu", (unsigned long long)s->stat_evicted_keys);
   add(in, "keyspace_hits:%llu", (unsigned long long)hits);

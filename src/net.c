@@ -302,6 +302,37 @@ static void holds_free(struct client *c) {
 
 static void client_flush(struct client *c);
 
+/* Queue c's socket write for the end of the loop's turn, so that the
+ * replies a turn releases for one client (a pipeline's worth of log
+ * completions) leave in one write, not one write each.  By id: the client
+ * may be gone by then. */
+static void flush_later(struct client *c) {
+  struct server *s = c->srv;
+  if (c->flags & CLIENT_FLUSH_PENDING) return;
+  if (s->nflush == s->flush_cap) {
+    size_t cap = s->flush_cap ? s->flush_cap * 2 : 64;
+    uint64_t *n = realloc(s->flush_ids, cap * sizeof *n);
+    if (!n) {
+      client_flush(c);
+      return;
+    }
+    s->flush_ids = n;
+    s->flush_cap = cap;
+  }
+  s->flush_ids[s->nflush++] = c->id;
+  c->flags |= CLIENT_FLUSH_PENDING;
+}
+
+static void flush_pending(struct server *s) {
+  for (size_t i = 0; i < s->nflush; i++) {
+    struct client *c = srv_client_by_id(s, s->flush_ids[i]);
+    if (!c) continue;
+    c->flags &= ~CLIENT_FLUSH_PENDING;
+    client_flush(c);
+  }
+  s->nflush = 0;
+}
+
 static void complete_one(struct server *s, uint64_t token, uint64_t lsn,
                          int rc) {
   if (rc == 0 && repl_park(s, token, lsn)) return;
@@ -320,7 +351,7 @@ void net_complete(struct server *s, uint64_t token, int rc) {
     break;
   }
   holds_release(c);
-  client_flush(c);
+  flush_later(c);
 }
 
 /* Drain the completion queue; returns the number handled. */
@@ -341,7 +372,6 @@ static size_t completions_drain(struct server *s) {
   free(batch);
   if (lost) srv_log(CAIRN_LOG_ERROR, NULL, "write completions were lost (out of memory)");
   repl_events(s);
-  for (struct client *c = s->clients; c; c = c->next) client_flush(c);
   return len;
 }
 
@@ -385,6 +415,7 @@ static void client_flush(struct client *c) {
     }
     c->out_sent += (size_t)w;
     c->srv->stat_net_out += (uint64_t)w;
+    c->srv->stat_writes++;
   }
   out_compact(c);
   int was_out = (c->flags & CLIENT_EPOLLOUT) != 0;
@@ -700,6 +731,7 @@ static void client_read(struct server *s, struct client *c) {
   }
   c->in_len += (size_t)r;
   s->stat_net_in += (uint64_t)r;
+  s->stat_reads++;
   c->last_ms = now_ms();
   if (c->in_len > (size_t)s->cfg->client_query_buffer_limit) {
     srv_log(CAIRN_LOG_WARN, NULL, "closing client %llu that reached max query buffer length",
@@ -916,7 +948,9 @@ static void drain_for_shutdown(struct server *s) {
     int n = epoll_wait(s->epfd, evs, EVENTS_MAX, CRON_MS);
     for (int i = 0; i < n; i++)
       if (evs[i].data.u64 == EV_EFD) completions_drain(s);
+    flush_pending(s);
   }
+  flush_pending(s);
   for (struct client *c = s->clients; c; c = c->next) client_flush(c);
 }
 
@@ -933,12 +967,13 @@ int net_run(struct server *s, volatile int *signalled) {
     }
     for (int i = 0; i < n; i++) handle_event(s, &evs[i]);
     pubsub_expired_drain(s); /* the engine's expiries, as keyspace events */
-    sweep_clients(s, 0);
     int64_t now = now_ms();
     if (now - last_cron >= CRON_MS) {
       cron(s);
       last_cron = now;
     }
+    flush_pending(s);
+    sweep_clients(s, 0);
   }
   drain_for_shutdown(s);
   return 0;
@@ -951,6 +986,7 @@ void net_free(struct server *s) {
   if (s->epfd >= 0) close(s->epfd);
   if (s->efd >= 0) close(s->efd);
   free(s->id_tab);
+  free(s->flush_ids);
   pthread_mutex_lock(&cq_mu);
   free(cq);
   cq = NULL;

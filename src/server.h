@@ -135,6 +135,7 @@ struct client {
 #define CLIENT_CLOSE_ASAP        0x2u /* output limit, CLIENT KILL */
 #define CLIENT_BLOCKED_READ      0x4u /* input paused (waiting writes) */
 #define CLIENT_EPOLLOUT          0x100u /* net.c: waiting for the socket */
+#define CLIENT_FLUSH_PENDING     0x200u /* net.c: in the server's flush list */
 
 /* ------------------------------------------------------------------------
  * Replies (net.c): each writes to c->out in c->proto.
@@ -249,6 +250,7 @@ struct server {
 
   /* Statistics for INFO. */
   uint64_t stat_conns, stat_cmds, stat_rejected, stat_net_in, stat_net_out;
+  uint64_t stat_reads, stat_writes; /* read / write calls that moved bytes */
   uint64_t stat_keyspace_hits, stat_keyspace_misses, stat_expired_events;
   int64_t lastsave_ms;
 
@@ -265,6 +267,8 @@ struct server {
   uint64_t lastsave_lsn;         /* engine LSN at the last SAVE */
   uint64_t stat_evicted_keys;
   struct client **id_tab;        /* id hash, SRV_ID_BUCKETS chains */
+  uint64_t *flush_ids;           /* clients with replies released this turn */
+  size_t nflush, flush_cap;
 };
 
 #define SRV_ID_BUCKETS 4096u

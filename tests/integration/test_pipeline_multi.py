@@ -106,6 +106,28 @@ def test_multi_exec_basic():
     eq(c.cmd("EXEC"), [])
 
 
+def writes_processed(r):
+    return r.info("stats")["total_writes_processed"]
+
+
+def test_pipeline_replies_leave_together():
+    # The replies a pipeline releases (one log completion each) go out in
+    # a few socket writes, not one write per command.
+    for mode in ("fsync", "interval"):
+        s = ct.server("--durability", mode)
+        r = s.client()
+        c = s.raw()
+        n = 200
+        before = writes_processed(r)
+        c.send(b"".join(ct.encode("SET", "k%d" % i, "v") for i in range(n)))
+        for i in range(n):
+            eq(c.read(), b"OK", "SET %d" % i)
+        writes = writes_processed(r) - before - 1   # less the INFO reply
+        assert 1 <= writes <= n // 8, "%s: %d writes for %d replies" % (
+            mode, writes, n)
+        eq(r.info("stats")["total_reads_processed"] > 0, True)
+
+
 def test_multi_atomic_against_other_client():
     s = ct.server()
     a, b = s.raw(), s.raw()
