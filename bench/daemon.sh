@@ -29,7 +29,10 @@
 # it ran (marked "partial", no latency).  redis-benchmark's collection
 # tests grow one key each (myhash, myset, myzset, mylist); the script
 # DELs it before each collection test, so both servers start each one from
-# the same empty key.
+# the same empty key.  LPUSH is the one whose key grows with every
+# request (256 bytes each): it runs at most LPUSH_MAX requests (200000, a
+# 51 MiB list), since cairn stores a collection of at most 64 MiB encoded
+# (CAIRN_VALUE_MAX) and refuses a push past it.
 #
 # Environment: N (requests per test, default 300000), NP (per -P 16 test,
 # 2000000), NF (per fsync test, 100000), NKEYS (1000000), TEST_MAX (30),
@@ -49,6 +52,7 @@ usage() {
 CAIRND=$(realpath "$1")
 N=${N:-300000}
 NP=${NP:-2000000}
+LPUSH_MAX=${LPUSH_MAX:-200000}
 NF=${NF:-100000}
 NKEYS=${NKEYS:-1000000}
 TEST_MAX=${TEST_MAX:-30}
@@ -236,7 +240,11 @@ for s in cairnd redis; do
   for p in 1 16; do
     n=$N
     ((p > 1)) && n=$NP
-    for t in "${TLIST[@]}"; do bench "interval|$t|$p|$s" "$t" "$n" "$p"; done
+    for t in "${TLIST[@]}"; do
+      m=$n
+      [[ $t == lpush ]] && ((m > LPUSH_MAX)) && m=$LPUSH_MAX
+      bench "interval|$t|$p|$s" "$t" "$m" "$p"
+    done
   done
   stop_server
 done

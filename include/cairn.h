@@ -66,7 +66,8 @@ extern "C" {
   X(CAIRN_EBUSY,     -30012, "data directory is locked by another process")   \
   X(CAIRN_EVERFMT,   -30013, "data directory has an unsupported format version") \
   X(CAIRN_ECLOSING,  -30014, "database is closing")                         \
-  X(CAIRN_ETYPE,     -30015, "key holds a value of another type")
+  X(CAIRN_ETYPE,     -30015, "key holds a value of another type")          \
+  X(CAIRN_ETOOBIG,   -30016, "value would exceed CAIRN_VALUE_MAX bytes")
 
 enum cairn_error {
 #define CAIRN_X_ENUM(name, value, msg) name = (value),
@@ -310,8 +311,9 @@ CAIRN_EXPORT int cairn_expire(cairn *db, const char *ns, const void *key,
  * logged.  w's conditions apply as for cairn_put; its expiry flags are
  * ignored (the key keeps its expiry, a new key gets the namespace's).
  * Errors: CAIRN_ETYPE (the key holds a string or another collection),
- * CAIRN_EINVAL (a malformed delta, an index out of range), and those of
- * cairn_put. */
+ * CAIRN_ETOOBIG (the collection, encoded, would exceed CAIRN_VALUE_MAX;
+ * it is left as it was), CAIRN_EINVAL (a malformed delta, an index out of
+ * range), and those of cairn_put. */
 CAIRN_EXPORT int cairn_coll_apply(cairn *db, const char *ns, const void *key,
                                   size_t klen, int type, const void *delta,
                                   size_t dlen, const cairn_write *w);

@@ -254,6 +254,10 @@ void cmd_engine_error_text(int rc, char *buf, size_t n) {
   case CAIRN_ENOTNUM: snprintf(buf, n, "%s", ERR_NOTINT); break;
   case CAIRN_EOVERFLOW: snprintf(buf, n, "%s", ERR_OVERFLOW); break;
   case CAIRN_ENOMEM: snprintf(buf, n, "OOM command not allowed: out of memory"); break;
+  case CAIRN_ETOOBIG:
+    snprintf(buf, n, "ERR value exceeds maximum allowed size (%u MiB encoded)",
+             CAIRN_VALUE_MAX >> 20);
+    break;
   case CAIRN_EIO:
   case CAIRN_EFULL:
   case CAIRN_EREADONLY:

@@ -549,7 +549,7 @@ static int apply_via_blob(struct cobj *o, const void *delta, size_t dlen) {
   free(blob);
   if (rc) return rc;
   struct cobj *fresh = NULL;
-  if (outlen > VALUE_MAX) rc = CAIRN_EINVAL;
+  if (outlen > VALUE_MAX) rc = CAIRN_ETOOBIG;
   else if (outlen) rc = cobj_from_blob(o->type, out, outlen, &fresh);
   else if (!(fresh = cobj_new(o->type))) rc = CAIRN_ENOMEM;
   free(out);

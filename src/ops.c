@@ -622,7 +622,7 @@ static int coll_entry(const struct entry *old, const struct rec *r,
                       &blen);
   if (rc) return rc == CAIRN_ECORRUPT ? CAIRN_EINVAL : rc;
   *e = NULL;
-  if (blen > VALUE_MAX) rc = CAIRN_EINVAL;
+  if (blen > VALUE_MAX) rc = CAIRN_ETOOBIG;
   else if (blob && !(*e = entry_new(r->key, r->klen, blob, blen, hash, 0,
                                     r->expire_at_ms, r->max_idle_ms, now,
                                     flags | ENTRY_F_TYPE(r->type))))

@@ -1312,3 +1312,47 @@ Test(coll_engine, large_collections_read_and_recover_as_the_blob_model) {
   for (int t = 1; t <= 4; t++) free(m[t].p);
   tu_rmrf(dir);
 }
+
+/* Pushes one element of len bytes at the tail of list "l". */
+static int push_big(cairn *db, const char *x, size_t len) {
+  struct coll_delta d;
+  coll_delta_init(&d);
+  coll_push(&d, 1, x, len);
+  int rc = cairn_coll_apply(db, NULL, "l", 1, COLL_LIST, d.buf, d.len, NULL);
+  coll_delta_free(&d);
+  return rc;
+}
+
+static uint32_t list_count(cairn *db) {
+  cairn_value v;
+  cr_assert_eq(cairn_get(db, NULL, "l", 1, &v), 0);
+  uint32_t n = get_u32(v.data);
+  cairn_value_free(&v);
+  return n;
+}
+
+Test(coll_engine, a_collection_past_the_value_limit_is_refused_unchanged) {
+  char dir[256];
+  tu_tmpdir(dir, sizeof dir, "coll");
+  cairn_options o;
+  cairn_options_init(&o);
+  o.log_fn = eng_quiet;
+  o.durability = CAIRN_DURABILITY_MEMORY;
+  cairn *db;
+  cr_assert_eq(cairn_open(dir, &o, &db), 0);
+  size_t len = (1u << 20) - 100;
+  char *x = malloc(len);
+  memset(x, 'x', len);
+  int rc = 0;
+  uint32_t pushed = 0;
+  /* Bounded: 64 MiB holds at most 64 such elements. */
+  while (pushed < 80 && (rc = push_big(db, x, len)) == 0) pushed++;
+  cr_assert_eq(rc, CAIRN_ETOOBIG, "push %u: %s", pushed, cairn_strerror(rc));
+  cr_assert(pushed >= 60 && pushed <= 64, "%u elements fitted", pushed);
+  cr_assert_eq(list_count(db), pushed, "the refused push left no trace");
+  cr_assert_eq(push_big(db, x, 16), 0, "a smaller element still fits");
+  cr_assert_eq(list_count(db), pushed + 1);
+  cairn_close(db);
+  free(x);
+  tu_rmrf(dir);
+}
