@@ -462,10 +462,20 @@ void resp_add_raw(struct resp_buf *b, const void *p, size_t n) {
 }
 
 /* "<c><n>\r\n" */
+/* "<c><n>\r\n": every integer and bulk reply has one, so no printf. */
 static void add_hdr(struct resp_buf *b, char c, long long n) {
-  char tmp[32];
-  int k = snprintf(tmp, sizeof tmp, "%c%lld\r\n", c, n);
-  resp_add_raw(b, tmp, (size_t)k);
+  char tmp[24], *end = tmp + sizeof tmp, *p = end;
+  unsigned long long u = n < 0 ? 0ull - (unsigned long long)n
+                               : (unsigned long long)n;
+  *--p = '\n';
+  *--p = '\r';
+  do {
+    *--p = (char)('0' + u % 10);
+    u /= 10;
+  } while (u);
+  if (n < 0) *--p = '-';
+  *--p = c;
+  resp_add_raw(b, p, (size_t)(end - p));
 }
 
 /* "<c><text>\r\n" with CR and LF turned into spaces. */
