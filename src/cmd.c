@@ -19,6 +19,7 @@
 #include "net.h"
 #include "repl.h"
 #include "server.h"
+#include "srv_config.h"
 #include "util.h"
 
 #define W CMD_WRITE
@@ -305,7 +306,8 @@ void cmd_call(struct client *c, const struct cmd *cmd) {
   c->cmd = outer;
   c->srv->stat_cmds++;
   uint64_t us = (mono_ns() - t0) / 1000;
-  if (us >= SLOWLOG_SLOWER_THAN_US) slowlog_add(c, us);
+  long long slower = c->srv->cfg->slowlog_slower_than;
+  if (slower >= 0 && us >= (uint64_t)slower) slowlog_add(c, us);
 }
 
 static int reject(struct client *c, const char *text) {

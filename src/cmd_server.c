@@ -598,13 +598,38 @@ struct slow_entry {
   char addr[64], name[64];
 };
 
-static struct slow_entry slow_ring[SLOWLOG_LEN_MAX];
-static size_t slow_len, slow_head;  /* head: where the next one goes */
+/* The newest slow_len entries, in a ring of slow_cap (slowlog-max-len),
+ * oldest first from slow_head - slow_len. */
+static struct slow_entry *slow_ring;
+static size_t slow_cap, slow_len, slow_head; /* head: where the next goes */
 static uint64_t slow_next_id;
 
 static void slow_clear(struct slow_entry *e) {
   for (int i = 0; i < e->argc; i++) free(e->argv[i]);
   memset(e, 0, sizeof *e);
+}
+
+static struct slow_entry *slow_nth_newest(size_t k) {
+  return &slow_ring[(slow_head + slow_cap - 1 - k) % slow_cap];
+}
+
+/* Follow slowlog-max-len (CONFIG SET may have changed it), keeping the
+ * newest entries that fit.  Out of memory: the ring stays as it was. */
+static void slow_resize(size_t cap) {
+  if (cap == slow_cap) return;
+  struct slow_entry *n = NULL;
+  if (cap && !(n = calloc(cap, sizeof *n))) return;
+  size_t keep = MIN(slow_len, cap);
+  for (size_t k = 0; k < slow_len; k++) {
+    struct slow_entry *e = slow_nth_newest(k);
+    if (k < keep) n[keep - 1 - k] = *e; /* moved: its strings go along */
+    else slow_clear(e);
+  }
+  free(slow_ring);
+  slow_ring = n;
+  slow_cap = cap;
+  slow_len = keep;
+  slow_head = cap ? keep % cap : 0;
 }
 
 static char *slow_arg(const char *a, size_t n) {
@@ -618,6 +643,8 @@ static char *slow_arg(const char *a, size_t n) {
 }
 
 void slowlog_add(struct client *c, uint64_t us) {
+  slow_resize((size_t)c->srv->cfg->slowlog_max_len);
+  if (!slow_cap) return;
   struct slow_entry *e = &slow_ring[slow_head];
   slow_clear(e);
   e->id = slow_next_id++;
@@ -632,16 +659,16 @@ void slowlog_add(struct client *c, uint64_t us) {
   }
   snprintf(e->addr, sizeof e->addr, "%s", c->addr);
   snprintf(e->name, sizeof e->name, "%s", c->name ? c->name : "");
-  slow_head = (slow_head + 1) % SLOWLOG_LEN_MAX;
-  if (slow_len < SLOWLOG_LEN_MAX) slow_len++;
+  slow_head = (slow_head + 1) % slow_cap;
+  if (slow_len < slow_cap) slow_len++;
 }
 
 static void slowlog_get(struct client *c, long long count) {
+  slow_resize((size_t)c->srv->cfg->slowlog_max_len);
   size_t n = count < 0 || (size_t)count > slow_len ? slow_len : (size_t)count;
   reply_array(c, n);
   for (size_t k = 0; k < n; k++) {   /* newest first */
-    const struct slow_entry *e =
-        &slow_ring[(slow_head + SLOWLOG_LEN_MAX - 1 - k) % SLOWLOG_LEN_MAX];
+    const struct slow_entry *e = slow_nth_newest(k);
     reply_array(c, 6);
     reply_int(c, (long long)e->id);
     reply_int(c, e->time_s);
@@ -662,9 +689,10 @@ void cmd_slowlog(struct client *c) {
     }
     slowlog_get(c, count);
   } else if (arg_is(c, 1, "LEN") && c->argc == 2) {
+    slow_resize((size_t)c->srv->cfg->slowlog_max_len);
     reply_int(c, (long long)slow_len);
   } else if (arg_is(c, 1, "RESET") && c->argc == 2) {
-    for (size_t i = 0; i < SLOWLOG_LEN_MAX; i++) slow_clear(&slow_ring[i]);
+    for (size_t i = 0; i < slow_cap; i++) slow_clear(&slow_ring[i]);
     slow_len = slow_head = 0;
     reply_ok(c);
   } else {

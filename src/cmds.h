@@ -171,10 +171,10 @@ DATA_PROC void cmd_lmove(struct client *c);
 DATA_PROC void cmd_rpoplpush(struct client *c);
 
 /* Shared by cmd.c and cmd_server.c: the slow log (SLOWLOG), fed by
- * cmd_call with each command's duration. */
+ * cmd_call with each command's duration when it reaches
+ * slowlog-log-slower-than; it keeps the newest slowlog-max-len entries,
+ * at most SLOWLOG_LEN_MAX. */
 void slowlog_add(struct client *c, uint64_t duration_us);
-#define SLOWLOG_SLOWER_THAN_US 10000u
-#define SLOWLOG_LEN_MAX 128u
 
 /* cmd_server.c: wait for a BGSAVE thread; before cairn_close. */
 void bgsave_wait(void);

@@ -46,8 +46,9 @@ struct cfg_user {
  * [max-entries N]": SELECT index DB reads and writes engine namespace
  * NAME, whose defaults are set with cairn_ns_define at startup.
  * Without a line, database 0 is the engine's "default" namespace and
- * database N is "dbN".  max_entries is kept for the data commands; the
- * engine itself has no such bound. */
+ * database N is "dbN".  max_entries goes to the engine as
+ * cairn_ns_options.max_entries: at most about that many entries of the
+ * namespace stay in memory, the rest are read from the store. */
 struct cfg_ns {
   char name[CAIRN_NS_MAX + 1];
   cairn_ns_options opt;
@@ -73,6 +74,8 @@ struct cfg_ns {
 #define NOTIFY_ALL (NOTIFY_GENERIC | NOTIFY_STRING | NOTIFY_LIST | NOTIFY_SET | \
                     NOTIFY_HASH | NOTIFY_ZSET | NOTIFY_EXPIRED |             \
                     NOTIFY_EVICTED | NOTIFY_STREAM | NOTIFY_MODULE)
+
+#define SLOWLOG_LEN_MAX 65536 /* slowlog-max-len's bound */
 
 struct srv_config {
   char *file;                 /* absolute path of the config file, or NULL */
@@ -104,6 +107,8 @@ struct srv_config {
   long long proto_max_bulk_len;        /* 512mb */
   long long client_query_buffer_limit; /* 1gb */
   struct cfg_obuf obuf[CFG_OBUF_CLASSES];
+  long long slowlog_slower_than; /* us; 10000; -1: log nothing, 0: all */
+  long long slowlog_max_len;     /* 128 entries kept; SLOWLOG_LEN_MAX */
 
   /* Replication (stored for the replication module). */
   long long min_replicas_ack;      /* 0 */

@@ -641,6 +641,36 @@ def test_server_time_save_slowlog_memory():
     eq(c.cmd("ROLE")[0], b"master")
 
 
+def test_slowlog_follows_its_live_settings():
+    s, c = srv()
+    eq(c.cmd("CONFIG", "GET", "slowlog-log-slower-than"),
+       [b"slowlog-log-slower-than", b"10000"])
+    eq(c.cmd("CONFIG", "GET", "slowlog-max-len"), [b"slowlog-max-len", b"128"])
+    eq(c.cmd("CONFIG", "SET", "slowlog-log-slower-than", "0"), b"OK")
+    eq(c.cmd("SLOWLOG", "RESET"), b"OK")
+    for i in range(5):
+        c.cmd("SET", "slow%d" % i, "v")
+    got = c.cmd("SLOWLOG", "GET", "-1")
+    assert len(got) >= 5, got            # every command, newest first
+    eq(got[0][3], [b"SET", b"slow4", b"v"])
+    eq(got[1][3], [b"SET", b"slow3", b"v"])
+    assert got[0][0] > got[1][0], got    # ids grow
+    eq(c.cmd("CONFIG", "SET", "slowlog-max-len", "2"), b"OK")
+    eq(c.cmd("SLOWLOG", "LEN"), 2)       # the newest two are kept
+    got = c.cmd("SLOWLOG", "GET")
+    eq([e[3][0] for e in got], [b"SLOWLOG", b"CONFIG"])
+    eq(c.cmd("CONFIG", "SET", "slowlog-log-slower-than", "-1"), b"OK")
+    eq(c.cmd("SLOWLOG", "RESET"), b"OK")
+    c.cmd("SET", "k", "v")
+    eq(c.cmd("SLOWLOG", "LEN"), 0)
+    r = c.cmd("CONFIG", "SET", "slowlog-log-slower-than", "-2")
+    assert isinstance(r, Err), r
+    eq(c.cmd("CONFIG", "SET", "slowlog-max-len", "0"), b"OK")
+    eq(c.cmd("CONFIG", "SET", "slowlog-log-slower-than", "0"), b"OK")
+    c.cmd("SET", "k", "v")
+    eq(c.cmd("SLOWLOG", "LEN"), 0)
+
+
 def test_redis_cli_resp3():
     import shutil
     import subprocess
