@@ -177,11 +177,22 @@ typedef struct cairn_ns_options {
   cairn_durability durability; /* DEFAULT: the database's */
   uint64_t ttl_ms;             /* default lifespan of new entries; 0: none */
   uint64_t max_idle_ms;        /* default max-idle of new entries; 0: none */
+  uint64_t max_entries;        /* entries of the namespace held in memory;
+                                  0: no bound but max_memory's.  The rest
+                                  stay in the store and are read from it
+                                  on demand; nothing is lost or refused.
+                                  Like max_memory, only entries already
+                                  checkpointed can leave memory, so the
+                                  bound is soft between checkpoints.  No
+                                  effect on a MEMORY namespace */
 } cairn_ns_options;
 
 /* cairn_ns_define - set the defaults of namespace ns, creating it if needed.
  * Defaults apply to later writes; they are configuration, not data, so they
- * are not logged and must be given again after every open.
+ * are not logged and must be given again after every open.  max_entries
+ * takes effect from the next maintenance tick: the maintenance thread
+ * evicts the namespace's least recently used clean entries down to about
+ * 90% of it.
  * Errors: CAIRN_EINVAL. */
 CAIRN_EXPORT int cairn_ns_define(cairn *db, const char *ns,
                                  const cairn_ns_options *o);

@@ -211,7 +211,9 @@ int srv_open_engine(struct server *s) {
   }
   for (unsigned db = 0; db < SRV_DBS; db++) {
     if (!cfg->ns[db].configured) continue;
-    rc = cairn_ns_define(s->db, cfg->ns[db].name, &cfg->ns[db].opt);
+    cairn_ns_options no = cfg->ns[db].opt;
+    no.max_entries = cfg->ns[db].max_entries;
+    rc = cairn_ns_define(s->db, cfg->ns[db].name, &no);
     if (rc) {
       srv_log(CAIRN_LOG_ERROR, NULL, "namespace %s: %s", cfg->ns[db].name, cairn_strerror(rc));
       return rc;

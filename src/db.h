@@ -28,6 +28,14 @@ struct ns {
   /* Per shard, how many evictions it has seen: a lookup that went to the
    * store compares it to know that nothing left memory meanwhile. */
   uint32_t evict_seq[TABLE_SHARDS];
+  /* The hand of the eviction for opt.max_entries (maint.c), under the
+   * database's evict_mu; and, when its last pass could not get under the
+   * bound, the checkpoint LSN + 1 it saw then (0: it could), so that a
+   * fast loader wakes the maintenance thread only once a checkpoint has
+   * made more entries evictable. */
+  unsigned evict_shard;
+  uint64_t evict_from;
+  uint64_t evict_stuck;
 };
 
 #define DB_STRIPES 16u

@@ -14,6 +14,13 @@
  * entries found unmarked.  Entries written since the last checkpoint are
  * never evicted; when they alone fill the budget, a checkpoint is asked
  * for.  Each eviction bumps its shard's evict_seq (see db_lookup).
+ *
+ * A namespace with max_entries is held to it the same way, by a hand of
+ * its own: when it holds more entries than that, its clean, unmarked
+ * entries are evicted down to NS_EVICT_LOW_PCT of the bound, and the rest
+ * stay in the store, read through on demand.  Writers wake the thread
+ * when a namespace runs well past its bound, unless its last pass found
+ * only dirty entries and no checkpoint has happened since.
  */
 #include "config.h"
 
@@ -30,6 +37,12 @@
 #include "table.h"
 #include "util.h"
 #include "wal.h"
+
+/* max_entries: evict down to this share of the bound, so that a pass is
+ * not needed after every few writes; writers wake the thread beyond
+ * NS_EVICT_WAKE_PCT of it. */
+#define NS_EVICT_LOW_PCT  90u
+#define NS_EVICT_WAKE_PCT 125u
 
 /* ------------------------------------------------------------------------
  * Expiry
@@ -202,7 +215,8 @@ static void expire_store(cairn *db, struct expire_ctx *c) {
 
 struct evict_ctx {
   uint64_t ckpt_lsn;
-  size_t n;
+  uint64_t freed;    /* bytes freed by the last visit */
+  size_t n;          /* entries evicted by the last visit */
   struct entry *victims[EVICT_BATCH];
   uint64_t hashes[EVICT_BATCH];
 };
@@ -218,35 +232,40 @@ static int evict_collect(void *arg, struct entry *e) {
   return 0;
 }
 
-/* One visit of the hand: evict what it finds in one shard.  Returns the
- * bytes freed. */
+/* One visit of a hand at (*shard, *from) of namespace s: evict the clean,
+ * unmarked entries it finds there, then move the hand on.  Returns 1 if
+ * the hand finished the shard. */
+static int evict_visit(cairn *db, struct ns *s, unsigned *shard,
+                       uint64_t *from, struct evict_ctx *c) {
+  c->ckpt_lsn = __atomic_load_n(&db->ckpt_lsn, __ATOMIC_ACQUIRE);
+  c->n = 0;
+  c->freed = 0;
+  table_wrlock(s->t, *shard);
+  int more = table_walk(s->t, *shard, from, EVICT_BATCH, evict_collect, c);
+  for (size_t i = 0; i < c->n; i++) {
+    struct entry *e = c->victims[i];
+    c->freed += entry_bytes(e);
+    entry_free(table_remove(s->t, c->hashes[i], entry_key(e), entry_klen(e)));
+  }
+  if (c->n) __atomic_add_fetch(&s->evict_seq[*shard], 1, __ATOMIC_RELEASE);
+  table_unlock(s->t, *shard);
+  db_count(db, CNT_EVICTED, c->n);
+  if (more) return 0;
+  *from = 0;
+  *shard = (*shard + 1) % TABLE_SHARDS;
+  return 1;
+}
+
+/* One visit of the database's hand, which goes round every namespace.
+ * Returns the bytes freed. */
 static uint64_t evict_step(cairn *db, struct evict_ctx *c) {
   unsigned nns = __atomic_load_n(&db->ns_count, __ATOMIC_ACQUIRE);
   if (db->evict_ns >= nns) db->evict_ns = 0;
   struct ns *s = db->ns[db->evict_ns];
-  unsigned shard = db->evict_shard;
-  uint64_t freed = 0;
-  c->ckpt_lsn = __atomic_load_n(&db->ckpt_lsn, __ATOMIC_ACQUIRE);
-  c->n = 0;
-  table_wrlock(s->t, shard);
-  int more = table_walk(s->t, shard, &db->evict_from, EVICT_BATCH,
-                        evict_collect, c);
-  for (size_t i = 0; i < c->n; i++) {
-    struct entry *e = c->victims[i];
-    freed += entry_bytes(e);
-    entry_free(table_remove(s->t, c->hashes[i], entry_key(e), entry_klen(e)));
-  }
-  if (c->n) __atomic_add_fetch(&s->evict_seq[shard], 1, __ATOMIC_RELEASE);
-  table_unlock(s->t, shard);
-  db_count(db, CNT_EVICTED, c->n);
-  if (!more) {
-    db->evict_from = 0;
-    if (++db->evict_shard == TABLE_SHARDS) {
-      db->evict_shard = 0;
-      db->evict_ns++;
-    }
-  }
-  return freed;
+  if (evict_visit(db, s, &db->evict_shard, &db->evict_from, c) &&
+      db->evict_shard == 0)
+    db->evict_ns++;
+  return c->freed;
 }
 
 /* Evict until memory is under EVICT_LOW_PCT of the budget, or the hand has
@@ -267,23 +286,76 @@ static void evict_locked(cairn *db, struct evict_ctx *c) {
   if (db_memory(db) > low) ckpt_request(db->ckpt);
 }
 
+/* Hold namespace s to its max_entries: evict by its own hand until it is
+ * at NS_EVICT_LOW_PCT of the bound, or the hand has gone twice round.  A
+ * MEMORY namespace has no store to read from: nothing of it can leave.
+ * evict_mu held. */
+static void evict_ns_locked(cairn *db, struct ns *s, struct evict_ctx *c) {
+  uint64_t max = __atomic_load_n(&s->opt.max_entries, __ATOMIC_RELAXED);
+  if (max == 0 || !db_cold(db, s)) return;
+  uint64_t n = table_count(s->t);
+  uint64_t low = max - max / 100 * (100 - NS_EVICT_LOW_PCT);
+  if (n <= max) {
+    __atomic_store_n(&s->evict_stuck, 0, __ATOMIC_RELAXED);
+    return;
+  }
+  /* A visit ends a shard or examines EVICT_BATCH entries: the cap allows
+   * two rounds, and bounds the pass if loaders keep inserting. */
+  uint64_t visits = 0, cap = 3ull * TABLE_SHARDS + 2 * (n / EVICT_BATCH);
+  for (unsigned shards = 0; n > low && shards < 2 * TABLE_SHARDS &&
+                            visits < cap; visits++) {
+    shards += (unsigned)evict_visit(db, s, &s->evict_shard, &s->evict_from, c);
+    n = c->n < n ? n - c->n : 0;
+  }
+  /* Still over: what is left is dirty, which only a checkpoint cleans. */
+  uint64_t ckpt = __atomic_load_n(&db->ckpt_lsn, __ATOMIC_ACQUIRE);
+  int over = table_count(s->t) > max;
+  if (over) ckpt_request(db->ckpt);
+  __atomic_store_n(&s->evict_stuck, over ? ckpt + 1 : 0, __ATOMIC_RELAXED);
+}
+
 static void evict(cairn *db, struct evict_ctx *c) {
   pthread_mutex_lock(&db->evict_mu);
   evict_locked(db, c);
+  unsigned nns = __atomic_load_n(&db->ns_count, __ATOMIC_ACQUIRE);
+  for (unsigned i = 0; i < nns; i++) evict_ns_locked(db, db->ns[i], c);
   pthread_mutex_unlock(&db->evict_mu);
 }
 
-/* Every 64 growths of a thread: over the budget, wake the maintenance
- * thread; far over it (the thread falls behind a fast loader), evict here,
- * unless an eviction is already running.  Called with no lock held. */
-void db_mem_grew(cairn *db) {
-  static __thread unsigned n;
-  if (db->opt.max_memory == 0 || (++n & 63) != 0) return;
-  uint64_t mem = db_memory(db), budget = db->opt.max_memory;
-  if (mem <= budget) return;
+/* Is a namespace well past its max_entries, and has a checkpoint made
+ * more of it evictable since its last pass found only dirty entries? */
+static int ns_far_over(cairn *db) {
+  unsigned nns = __atomic_load_n(&db->ns_count, __ATOMIC_ACQUIRE);
+  uint64_t ckpt = __atomic_load_n(&db->ckpt_lsn, __ATOMIC_ACQUIRE);
+  for (unsigned i = 0; i < nns; i++) {
+    struct ns *s = db->ns[i];
+    uint64_t max = __atomic_load_n(&s->opt.max_entries, __ATOMIC_RELAXED);
+    if (max == 0 || !db_cold(db, s) ||
+        __atomic_load_n(&s->evict_stuck, __ATOMIC_RELAXED) == ckpt + 1)
+      continue;
+    if (table_count(s->t) / NS_EVICT_WAKE_PCT > max / 100) return 1;
+  }
+  return 0;
+}
+
+static void maint_wake(cairn *db) {
   pthread_mutex_lock(&db->maint_mu);
   pthread_cond_signal(&db->maint_cv);
   pthread_mutex_unlock(&db->maint_mu);
+}
+
+/* Every 64 growths of a thread: over the budget, or a namespace well past
+ * its max_entries, wake the maintenance thread; far over the budget (the
+ * thread falls behind a fast loader), evict here, unless an eviction is
+ * already running.  Called with no lock held. */
+void db_mem_grew(cairn *db) {
+  static __thread unsigned n;
+  if ((++n & 63) != 0) return;
+  if (ns_far_over(db)) maint_wake(db);
+  if (db->opt.max_memory == 0) return;
+  uint64_t mem = db_memory(db), budget = db->opt.max_memory;
+  if (mem <= budget) return;
+  maint_wake(db);
   if (mem / EVICT_INLINE_PCT <= budget / 100 ||
       pthread_mutex_trylock(&db->evict_mu) != 0)
     return;

@@ -2,6 +2,7 @@
  * test_db.c - the public API: semantics of every call, on a real directory.
  */
 #include <criterion/criterion.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -239,8 +240,8 @@ Test(db, expire_sets_and_clears_lifespan) {
 }
 
 Test(db, namespace_defaults_apply_and_memory_namespaces_are_not_logged) {
-  cairn_ns_options mem = {CAIRN_DURABILITY_MEMORY, 0, 0};
-  cairn_ns_options ttl = {CAIRN_DURABILITY_FSYNC, 3600 * 1000, 0};
+  cairn_ns_options mem = {CAIRN_DURABILITY_MEMORY, 0, 0, 0};
+  cairn_ns_options ttl = {CAIRN_DURABILITY_FSYNC, 3600 * 1000, 0, 0};
   cr_assert_eq(cairn_ns_define(db, "authenticationSessions", &mem), 0);
   cr_assert_eq(cairn_ns_define(db, "sessions", &ttl), 0);
   put("authenticationSessions", "a", "1");
@@ -678,4 +679,80 @@ Test(db, an_interrupted_full_sync_leaves_an_empty_directory) {
   cr_assert_eq(st.last_lsn, 0);
   cr_assert_eq(st.entries + st.disk_entries, 0);
   cr_assert_neq(access(path, F_OK), 0, "the marker is gone");
+}
+
+/* ------------------------------------------------------------------------
+ * max_entries: a namespace's bound on its entries in memory
+ * --------------------------------------------------------------------- */
+
+#define BOUND 1000u
+#define BOUNDED_KEYS 20000u
+
+static void define_bounded(const char *ns, uint64_t max_entries) {
+  cairn_ns_options o = {CAIRN_DURABILITY_INTERVAL, 0, 0, max_entries};
+  cr_assert_eq(cairn_ns_define(db, ns, &o), 0);
+}
+
+static void fill(const char *ns, unsigned n) {
+  char k[32], v[32];
+  for (unsigned i = 0; i < n; i++) {
+    snprintf(k, sizeof k, "k%05u", i);
+    snprintf(v, sizeof v, "%s-%05u", ns, i);
+    put(ns, k, v);
+  }
+}
+
+static void expect_all(const char *ns, unsigned n) {
+  char k[32], v[32];
+  for (unsigned i = 0; i < n; i++) {
+    snprintf(k, sizeof k, "k%05u", i);
+    snprintf(v, sizeof v, "%s-%05u", ns, i);
+    expect(ns, k, v);
+  }
+}
+
+/* The maintenance thread (ticking every 10 ms here) brings the entries in
+ * memory down to at most `most`; give it up to 10 s. */
+static struct cairn_stats wait_entries_at_most(uint64_t most) {
+  struct cairn_stats st;
+  for (int i = 0; i < 1000; i++) {
+    cr_assert_eq(cairn_stats(db, &st), 0);
+    if (st.entries <= most) break;
+    usleep(10 * 1000);
+  }
+  cr_assert_leq(st.entries, most, "%" PRIu64 " entries still in memory",
+                st.entries);
+  return st;
+}
+
+Test(db, max_entries_evicts_a_namespace_to_its_bound_and_reads_the_rest_through) {
+  define_bounded("clients", BOUND);
+  fill("clients", BOUNDED_KEYS);
+  cr_assert_eq(cairn_checkpoint(db), 0);
+  struct cairn_stats st = wait_entries_at_most(BOUND);
+  cr_assert_gt(st.evictions, 0);
+  cr_assert_eq(st.disk_entries, BOUNDED_KEYS, "nothing was lost");
+  expect_all("clients", BOUNDED_KEYS);
+  struct cairn_stats after;
+  cr_assert_eq(cairn_stats(db, &after), 0);
+  cr_assert_geq(after.store_reads - st.store_reads,
+                BOUNDED_KEYS - BOUND, "the evicted keys came from the store");
+}
+
+Test(db, max_entries_leaves_other_namespaces_in_memory) {
+  define_bounded("clients", BOUND);
+  define_bounded("users", 0);
+  fill("users", 3000);
+  fill("clients", BOUNDED_KEYS);
+  cr_assert_eq(cairn_checkpoint(db), 0);
+  struct cairn_stats st = wait_entries_at_most(BOUND + 3000);
+  cr_assert_gt(st.evictions, 0);
+  cr_assert_geq(st.entries, 3000);
+  /* Every key of the unbounded namespace is still answered from memory. */
+  expect_all("users", 3000);
+  struct cairn_stats after;
+  cr_assert_eq(cairn_stats(db, &after), 0);
+  cr_assert_eq(after.store_reads, st.store_reads);
+  cr_assert_eq(after.mem_hits - st.mem_hits, 3000);
+  expect_all("clients", BOUNDED_KEYS);
 }

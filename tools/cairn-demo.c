@@ -23,7 +23,7 @@ static int check(int rc, const char *what) {
 }
 
 static void write_some(cairn *db) {
-  cairn_ns_options sessions = {CAIRN_DURABILITY_FSYNC, 30 * 60 * 1000, 0};
+  cairn_ns_options sessions = {CAIRN_DURABILITY_FSYNC, 30 * 60 * 1000, 0, 0};
   check(cairn_ns_define(db, "sessions", &sessions), "define sessions");
   for (int i = 0; i < 3; i++) {
     char key[32], val[64];
