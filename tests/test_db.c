@@ -693,23 +693,19 @@ static void define_bounded(const char *ns, uint64_t max_entries) {
   cr_assert_eq(cairn_ns_define(db, ns, &o), 0);
 }
 
-static void fill(const char *ns, unsigned n) {
+/* Key i of namespace ns is "k<i>", its value "<ns>-<i>". */
+static void each_key(const char *ns, unsigned n,
+                     void (*fn)(const char *ns, const char *k, const char *v)) {
   char k[32], v[32];
   for (unsigned i = 0; i < n; i++) {
     snprintf(k, sizeof k, "k%05u", i);
     snprintf(v, sizeof v, "%s-%05u", ns, i);
-    put(ns, k, v);
+    fn(ns, k, v);
   }
 }
 
-static void expect_all(const char *ns, unsigned n) {
-  char k[32], v[32];
-  for (unsigned i = 0; i < n; i++) {
-    snprintf(k, sizeof k, "k%05u", i);
-    snprintf(v, sizeof v, "%s-%05u", ns, i);
-    expect(ns, k, v);
-  }
-}
+static void fill(const char *ns, unsigned n) { each_key(ns, n, put); }
+static void expect_all(const char *ns, unsigned n) { each_key(ns, n, expect); }
 
 /* The maintenance thread (ticking every 10 ms here) brings the entries in
  * memory down to at most `most`; give it up to 10 s. */
