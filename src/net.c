@@ -41,8 +41,10 @@
 #include "net.h"
 #include "repl.h"
 #include "cmds_data.h"
+#include "db.h"
 #include "server.h"
 #include "util.h"
+#include "wal.h"
 
 #define HOLD_OPEN SIZE_MAX
 #define HOLD_SEQ_MASK 0xffffffu      /* 24 bits of sequence in a token */
@@ -954,6 +956,20 @@ static void drain_for_shutdown(struct server *s) {
   for (struct client *c = s->clients; c; c = c->next) client_flush(c);
 }
 
+/* The writes of a turn's events reach the log in one write, as Redis
+ * writes its AOF once per turn, instead of the first of them alone. */
+static void turn_begin(struct server *s) {
+  if (!s->db || s->linger_wal) return;
+  s->linger_wal = s->db->wal;
+  wal_linger(s->linger_wal, 1);
+}
+
+void net_turn_end(struct server *s) {
+  if (!s->linger_wal) return;
+  wal_linger(s->linger_wal, 0);
+  s->linger_wal = NULL;
+}
+
 int net_run(struct server *s, volatile int *signalled) {
   struct epoll_event evs[EVENTS_MAX];
   s->sample_ms = now_ms();
@@ -965,7 +981,9 @@ int net_run(struct server *s, volatile int *signalled) {
       srv_log(CAIRN_LOG_ERROR, NULL, "epoll_wait: %s", strerror(errno));
       return -errno;
     }
+    if (n > 0) turn_begin(s);
     for (int i = 0; i < n; i++) handle_event(s, &evs[i]);
+    net_turn_end(s);
     pubsub_expired_drain(s); /* the engine's expiries, as keyspace events */
     int64_t now = now_ms();
     if (now - last_cron >= CRON_MS) {

@@ -25,6 +25,9 @@ void net_holds_close(struct client *c);
  * (rc 0, or SRV_ENOREPLICAS); block / unblock a client's input. */
 void net_wake(void);
 void net_complete(struct server *s, uint64_t token, int rc);
+/* End the loop turn's hint to the log (wal_linger); before the engine is
+ * closed under the loop. */
+void net_turn_end(struct server *s);
 void net_client_block(struct client *c);
 void net_client_unblock(struct client *c);
 /* Take c's socket out of the loop (for a sender thread); c is freed

@@ -143,6 +143,7 @@ void replica_loop_work(struct server *s) {
   struct logger log = s->db->log;
   char dir[PATH_BYTES_MAX];
   snprintf(dir, sizeof dir, "%s", s->cfg->dir);
+  net_turn_end(s);
   db_close_mode(s->db, 0);
   s->db = NULL;
   int rc = req == REQ_INSTALL

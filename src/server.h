@@ -269,6 +269,7 @@ struct server {
   struct client **id_tab;        /* id hash, SRV_ID_BUCKETS chains */
   uint64_t *flush_ids;           /* clients with replies released this turn */
   size_t nflush, flush_cap;
+  struct wal *linger_wal;        /* the log this turn's writes linger on */
 };
 
 #define SRV_ID_BUCKETS 4096u

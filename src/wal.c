@@ -92,6 +92,7 @@
 #define ZERO_CHUNK    (64u * 1024u)
 #define EINTR_MAX     1000u
 #define GATHER_NS_MAX 200000u     /* longest wait for a group to fill */
+#define LINGER_NS_MAX 200000u     /* longest wait for a burst (wal_linger) */
 
 _Static_assert(FRAME_TRAILER % FRAME_ALIGN == 0, "trailer keeps alignment");
 _Static_assert(FRAME_TRAILER <= FRAME_HDR_BYTES, "trailer fits the END room");
@@ -142,6 +143,8 @@ struct wal {
   uint64_t shipped_lsn, ship_next;
   int failed, stop, exited, nospace, sync_req;
   unsigned holds;        /* wal_hold: no frame may end while > 0 */
+  unsigned lingering;    /* wal_linger: a burst of appends is under way */
+  unsigned blocked;      /* writers in wait_locked */
   int gave_up; /* closed while the disk was full: nothing more is written */
   uint64_t avail_cur;      /* bytes left in the current segment */
   uint64_t avail_spare;    /* bytes of the ready spare; 0: none */
@@ -978,6 +981,16 @@ static void run_comps(const struct group *g, int rc) {
     g->comps[i].done(g->comps[i].arg, rc, g->comps[i].lsn);
 }
 
+/* A group that needs no fdatasync waits for the burst under way to end
+ * (wal_linger), unless a writer is blocked on the log.  mu held. */
+static void linger(struct wal *w) {
+  uint64_t deadline =
+      mono_ns() + (w->cfg.linger_ns ? w->cfg.linger_ns : LINGER_NS_MAX);
+  while (w->lingering && !w->blocked && !w->stop && !w->failed &&
+         mono_ns() < deadline)
+    wait_until(&w->log_cv, &w->mu, deadline);
+}
+
 /* Group commit: a flush that will fdatasync first waits a little for the
  * writers that the previous flush released, so that they share this
  * fdatasync instead of each paying for the next one.  The wait ends once
@@ -988,7 +1001,11 @@ static void run_comps(const struct group *g, int rc) {
  * mu held. */
 static void gather(struct wal *w) {
   const struct group *g = &w->grp[w->cur];
-  if (!g->need_sync || w->stop || w->failed || w->gather_target < 2) return;
+  if (!g->need_sync) {
+    linger(w);
+    return;
+  }
+  if (w->stop || w->failed || w->gather_target < 2) return;
   uint64_t deadline = mono_ns() + MIN(w->sync_ns / 2, GATHER_NS_MAX);
   while (!w->stop &&
          (g->last_lsn - g->first_lsn + 1 < w->gather_target || w->nres > 0)) {
@@ -1172,8 +1189,10 @@ int wal_reserve(struct wal *w, size_t bytes) {
     if (rc == SPACE_WAIT && w->holds) rc = CAIRN_EFULL;
     if (rc != SPACE_WAIT) break;
     if (w->nospace) w->next_alloc_ns = 0; /* retry allocating now */
+    w->blocked++;
     pthread_cond_signal(&w->log_cv);
     pthread_cond_wait(&w->writer_cv, &w->mu);
+    w->blocked--;
   }
   if (rc == 0) {
     w->reserved += bytes;
@@ -1195,6 +1214,17 @@ void wal_unreserve(struct wal *w, size_t bytes) {
 void wal_hold(struct wal *w) {
   lock(&w->mu);
   w->holds++;
+  unlock(&w->mu);
+}
+
+void wal_linger(struct wal *w, int on) {
+  lock(&w->mu);
+  if (on) {
+    w->lingering++;
+  } else {
+    cairn_assert(w->lingering > 0);
+    if (--w->lingering == 0) pthread_cond_signal(&w->log_cv);
+  }
   unlock(&w->mu);
 }
 
@@ -1231,7 +1261,8 @@ uint64_t wal_append(struct wal *w, const struct rec *r, cairn_durability mode,
   if (done)
     g->comps[g->ncomp++] =
         (struct comp){.lsn = lsn, .mode = mode, .done = done, .arg = done_arg};
-  pthread_cond_signal(&w->log_cv);
+  /* In a burst the log thread would only wake to linger again. */
+  if (!w->lingering || g->need_sync) pthread_cond_signal(&w->log_cv);
   unlock(&w->mu);
   return lsn;
 }
@@ -1245,7 +1276,10 @@ static int wait_locked(struct wal *w, uint64_t lsn, cairn_durability mode) {
     if (pos >= lsn) return 0;
     if (w->failed) return CAIRN_EIO;
     if (w->exited || lsn > w->last_lsn) return CAIRN_ECLOSING;
+    w->blocked++;
+    pthread_cond_signal(&w->log_cv); /* it may be lingering */
     pthread_cond_wait(&w->done_cv, &w->mu);
+    w->blocked--;
   }
 }
 

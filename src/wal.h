@@ -40,6 +40,7 @@ struct wal_config {
   uint32_t group_max_bytes; /* cap on the raw records of one frame */
   uint32_t interval_ms;     /* INTERVAL mode's sync period */
   uint64_t epoch;           /* stamped on every new frame */
+  uint64_t linger_ns;       /* wal_linger's bound; 0: LINGER_NS_MAX */
   unsigned flags;           /* WAL_* */
   const struct logger *log;
 };
@@ -79,6 +80,14 @@ void wal_unreserve(struct wal *w, size_t bytes);
  * where it would wait for segment space. */
 void wal_hold(struct wal *w);
 void wal_release_hold(struct wal *w);
+
+/* wal_linger - a hint from a caller about to append a burst (an event
+ * loop's turn): until wal_linger(w, 0), a group that needs no fdatasync is
+ * not written at its first record but when the burst ends, so the burst
+ * leaves in one write; for at most cfg.linger_ns, and never while a writer
+ * waits for the log.  Unlike a hold, it changes no frame boundary that
+ * anyone relies on, and nothing waits on it.  Calls nest. */
+void wal_linger(struct wal *w, int on);
 
 /* wal_reserve_shrink - give back `bytes` of a reservation that turned out
  * larger than the record, which still goes to wal_append. */

@@ -287,6 +287,63 @@ Test(wal, interval_mode_acks_on_write_and_syncs_on_its_own) {
 }
 
 /* ------------------------------------------------------------------------
+ * Lingering: a burst of appends leaves in one write.
+ * --------------------------------------------------------------------- */
+
+#define LONG_LINGER_NS (60ull * 1000000000u) /* never reached by a test */
+
+Test(wal, a_burst_under_linger_is_written_once_when_it_ends) {
+  char dir[256];
+  tu_tmpdir(dir, sizeof dir, "walling");
+  struct wal_config c;
+  cfg_init(&c, dir, 0);
+  c.linger_ns = LONG_LINGER_NS;
+  c.interval_ms = 3600 * 1000;
+  struct seen s = {.base = 10};
+  struct wal *w = open_ok(&c, 0, &s);
+  wal_linger(w, 1);
+  uint64_t lsn = 0;
+  for (uint64_t i = 1; i <= 20; i++)
+    lsn = put(w, i, 10, CAIRN_DURABILITY_INTERVAL, NULL, NULL);
+  struct wal_stats st;
+  wal_stats(w, &st);
+  cr_assert_eq(st.written_lsn, 0, "nothing is written during the burst");
+  cr_assert_eq(st.frames, 0);
+  wal_linger(w, 0);
+  wal_wait_written(w, lsn - 1, 10000);
+  wal_stats(w, &st);
+  cr_assert_eq(st.written_lsn, lsn);
+  cr_assert_eq(st.frames, 1, "the burst is one frame, not %llu",
+               (unsigned long long)st.frames);
+  wal_close(w);
+  struct seen s2 = {.base = 10};
+  w = open_ok(&c, 0, &s2);
+  cr_assert_eq(s2.n, 20);
+  wal_close(w);
+  tu_rmrf(dir);
+}
+
+Test(wal, a_writer_that_waits_is_not_held_by_a_linger) {
+  char dir[256];
+  tu_tmpdir(dir, sizeof dir, "walling");
+  struct wal_config c;
+  cfg_init(&c, dir, 0);
+  c.linger_ns = LONG_LINGER_NS;
+  struct seen s = {.base = 10};
+  struct wal *w = open_ok(&c, 0, &s);
+  wal_linger(w, 1);
+  uint64_t lsn = put(w, 1, 10, CAIRN_DURABILITY_INTERVAL, NULL, NULL);
+  /* Would wait out the linger (a minute) if the log ignored its waiter. */
+  cr_assert_eq(wal_wait(w, lsn, CAIRN_DURABILITY_INTERVAL), 0);
+  lsn = put(w, 2, 10, CAIRN_DURABILITY_FSYNC, NULL, NULL);
+  cr_assert_eq(wal_wait(w, lsn, CAIRN_DURABILITY_FSYNC), 0);
+  cr_assert_eq(wal_sync(w), 0);
+  wal_linger(w, 0);
+  wal_close(w);
+  tu_rmrf(dir);
+}
+
+/* ------------------------------------------------------------------------
  * Completions.
  * --------------------------------------------------------------------- */
 
