@@ -290,18 +290,23 @@ Test(wal, interval_mode_acks_on_write_and_syncs_on_its_own) {
  * Lingering: a burst of appends leaves in one write.
  * --------------------------------------------------------------------- */
 
-#define LONG_LINGER_NS (60ull * 1000000000u) /* never reached by a test */
+/* A log in a new dir whose lingers no test outlasts (a minute), with no
+ * interval sync of its own; already lingering. */
+static struct wal *open_lingering(char *dir, size_t n, struct wal_config *c) {
+  tu_tmpdir(dir, n, "walling");
+  cfg_init(c, dir, 0);
+  c->linger_ns = 60ull * 1000000000u;
+  c->interval_ms = 3600 * 1000;
+  struct seen s = {.base = 10};
+  struct wal *w = open_ok(c, 0, &s);
+  wal_linger(w, 1);
+  return w;
+}
 
 Test(wal, a_burst_under_linger_is_written_once_when_it_ends) {
   char dir[256];
-  tu_tmpdir(dir, sizeof dir, "walling");
   struct wal_config c;
-  cfg_init(&c, dir, 0);
-  c.linger_ns = LONG_LINGER_NS;
-  c.interval_ms = 3600 * 1000;
-  struct seen s = {.base = 10};
-  struct wal *w = open_ok(&c, 0, &s);
-  wal_linger(w, 1);
+  struct wal *w = open_lingering(dir, sizeof dir, &c);
   uint64_t lsn = 0;
   for (uint64_t i = 1; i <= 20; i++)
     lsn = put(w, i, 10, CAIRN_DURABILITY_INTERVAL, NULL, NULL);
@@ -325,13 +330,8 @@ Test(wal, a_burst_under_linger_is_written_once_when_it_ends) {
 
 Test(wal, a_writer_that_waits_is_not_held_by_a_linger) {
   char dir[256];
-  tu_tmpdir(dir, sizeof dir, "walling");
   struct wal_config c;
-  cfg_init(&c, dir, 0);
-  c.linger_ns = LONG_LINGER_NS;
-  struct seen s = {.base = 10};
-  struct wal *w = open_ok(&c, 0, &s);
-  wal_linger(w, 1);
+  struct wal *w = open_lingering(dir, sizeof dir, &c);
   uint64_t lsn = put(w, 1, 10, CAIRN_DURABILITY_INTERVAL, NULL, NULL);
   /* Would wait out the linger (a minute) if the log ignored its waiter. */
   cr_assert_eq(wal_wait(w, lsn, CAIRN_DURABILITY_INTERVAL), 0);
