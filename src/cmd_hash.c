@@ -222,7 +222,12 @@ static int by_arg(const void *x, const void *y, void *arg) {
 }
 
 long *ccmd_arg_prev(struct client *c, int first, int step, size_t n) {
-  long *order = malloc((n ? n : 1) * sizeof *order);
+  if (n <= 1) { /* the common case: nothing to sort */
+    long *prev = malloc(sizeof *prev);
+    if (prev) prev[0] = -1;
+    return prev;
+  }
+  long *order = malloc(n * sizeof *order);
   long *prev = malloc((n ? n : 1) * sizeof *prev);
   if (!order || !prev) {
     free(order);
