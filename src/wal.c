@@ -1001,7 +1001,9 @@ static void linger(struct wal *w) {
  * mu held. */
 static void gather(struct wal *w) {
   const struct group *g = &w->grp[w->cur];
-  if (!g->need_sync) {
+  /* A burst's end (wal_linger) is a better signal than the guess below:
+   * every writer of the burst is in, and the rest wait for the reply. */
+  if (!g->need_sync || (w->lingering && !g->raw)) {
     linger(w);
     return;
   }
@@ -1262,7 +1264,7 @@ uint64_t wal_append(struct wal *w, const struct rec *r, cairn_durability mode,
     g->comps[g->ncomp++] =
         (struct comp){.lsn = lsn, .mode = mode, .done = done, .arg = done_arg};
   /* In a burst the log thread would only wake to linger again. */
-  if (!w->lingering || g->need_sync) pthread_cond_signal(&w->log_cv);
+  if (!w->lingering) pthread_cond_signal(&w->log_cv);
   unlock(&w->mu);
   return lsn;
 }

@@ -328,6 +328,27 @@ Test(wal, a_burst_under_linger_is_written_once_when_it_ends) {
   tu_rmrf(dir);
 }
 
+Test(wal, an_fsync_burst_under_linger_shares_one_fdatasync) {
+  char dir[256];
+  struct wal_config c;
+  struct wal *w = open_lingering(dir, sizeof dir, &c);
+  struct wal_stats st0, st;
+  wal_stats(w, &st0);
+  uint64_t lsn = 0;
+  for (uint64_t i = 1; i <= 20; i++)
+    lsn = put(w, i, 10, CAIRN_DURABILITY_FSYNC, NULL, NULL);
+  wal_stats(w, &st);
+  cr_assert_eq(st.written_lsn, 0, "nothing is written during the burst");
+  wal_linger(w, 0);
+  cr_assert_eq(wal_wait(w, lsn, CAIRN_DURABILITY_FSYNC), 0);
+  wal_stats(w, &st);
+  cr_assert_eq(st.frames, 1);
+  cr_assert_eq(st.syncs - st0.syncs, 1, "one fdatasync, not %llu",
+               (unsigned long long)(st.syncs - st0.syncs));
+  wal_close(w);
+  tu_rmrf(dir);
+}
+
 Test(wal, a_writer_that_waits_is_not_held_by_a_linger) {
   char dir[256];
   struct wal_config c;
