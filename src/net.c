@@ -325,6 +325,8 @@ static void flush_later(struct client *c) {
   c->flags |= CLIENT_FLUSH_PENDING;
 }
 
+void srv_client_wake(struct client *c) { flush_later(c); }
+
 static void flush_pending(struct server *s) {
   for (size_t i = 0; i < s->nflush; i++) {
     struct client *c = srv_client_by_id(s, s->flush_ids[i]);

@@ -211,6 +211,9 @@ struct client *srv_client_by_id(struct server *s, uint64_t id);
 /* Mark c to be closed once the current event is handled (never frees it
  * on the spot, so a command may close any client, itself included). */
 void srv_client_close_asap(struct client *c);
+/* Send what was written to c (not by its own command: a pub/sub message)
+ * at the end of the loop's turn. */
+void srv_client_wake(struct client *c);
 
 /* ------------------------------------------------------------------------
  * Hooks of the data modules (cmd_multi.c, pubsub.c).  Weak: the server
