@@ -103,6 +103,19 @@ int ccmd_probe(struct client *c, const char *key, size_t klen, int type,
   return rc == 0;
 }
 
+int ccmd_probe_args(struct client *c, const char *key, size_t klen, int type,
+                    int first, int step, size_t n, struct coll_probe **p,
+                    long **prev, struct coll_info *info) {
+  int found = ccmd_probe(c, key, klen, type, first, step, n, 0, p, info);
+  if (found < 0) return -1;
+  if (!(*prev = ccmd_arg_prev(c, first, step, n))) {
+    ccmd_probes_free(*p, n);
+    reply_engine_error(c, CAIRN_ENOMEM);
+    return -1;
+  }
+  return found;
+}
+
 void ccmd_probes_free(struct coll_probe *p, size_t n) {
   if (!p) return;
   for (size_t i = 0; i < n; i++) free(p[i].val);
@@ -309,6 +322,30 @@ int ccmd_parse_count(struct client *c, int i, long long *out) {
   return 0;
 }
 
+int ccmd_pop_count(struct client *c, long long *count) {
+  *count = 1;
+  if (c->argc > 3) {
+    reply_error(c, ERR_SYNTAX);
+    return -1;
+  }
+  if (c->argc < 3) return 0;
+  return ccmd_parse_count(c, 2, count) ? -1 : 1;
+}
+
+int ccmd_read(struct client *c, int i, int type, int index, cairn_value *v,
+              struct ccmd_coll *s) {
+  int found = ccmd_load(c, CCMD_ARG(i), type, v);
+  if (found < 0) return -1;
+  int rc = ccmd_decode(v, type, s);
+  if (rc == 0 && index && (rc = ccmd_index(s)) != 0) ccmd_coll_free(s);
+  if (rc) {
+    cairn_value_free(v);
+    reply_engine_error(c, rc);
+    return -1;
+  }
+  return found;
+}
+
 /* ------------------------------------------------------------------------
  * Shared: HSCAN, SSCAN, ZSCAN
  * --------------------------------------------------------------------- */
@@ -438,15 +475,11 @@ void ccmd_scan(struct client *c, int type) {
 static int hset_apply(struct client *c, long long *added) {
   size_t n = (size_t)(c->argc - 2) / 2;
   struct coll_probe *p;
+  long *prev;
   struct coll_info info;
-  if (ccmd_probe(c, CCMD_ARG(1), COLL_HASH, 2, 2, n, 0, &p, &info) < 0)
+  if (ccmd_probe_args(c, CCMD_ARG(1), COLL_HASH, 2, 2, n, &p, &prev,
+                      &info) < 0)
     return -1;
-  long *prev = ccmd_arg_prev(c, 2, 2, n);
-  if (!prev) {
-    ccmd_probes_free(p, n);
-    reply_engine_error(c, CAIRN_ENOMEM);
-    return -1;
-  }
   struct coll_delta d;
   coll_delta_init(&d);
   *added = 0;
@@ -517,18 +550,15 @@ static int hdel_body(struct client *c) {
   size_t n = (size_t)c->argc - 2;
   struct coll_probe *p;
   struct coll_info info;
-  int found = ccmd_probe(c, CCMD_ARG(1), COLL_HASH, 2, 1, n, 0, &p, &info);
+  long *prev;
+  int found = ccmd_probe_args(c, CCMD_ARG(1), COLL_HASH, 2, 1, n, &p, &prev,
+                              &info);
   if (found <= 0) {
     if (found == 0) {
       ccmd_probes_free(p, n);
+      free(prev);
       reply_int(c, 0);
     }
-    return -1;
-  }
-  long *prev = ccmd_arg_prev(c, 2, 1, n);
-  if (!prev) {
-    ccmd_probes_free(p, n);
-    reply_engine_error(c, CAIRN_ENOMEM);
     return -1;
   }
   struct coll_delta d;
@@ -676,14 +706,7 @@ void cmd_hincrbyfloat(struct client *c) { ccmd_run(c, hincrbyfloat_body); }
 /* Load and decode the hash at argv[1]: 0 with *s filled (empty if the key
  * is absent), -1 replied. */
 static int hash_read(struct client *c, struct ccmd_coll *s, cairn_value *v) {
-  if (ccmd_load(c, CCMD_ARG(1), COLL_HASH, v) < 0) return -1;
-  int rc = ccmd_decode(v, COLL_HASH, s);
-  if (rc) {
-    cairn_value_free(v);
-    reply_engine_error(c, rc);
-    return -1;
-  }
-  return 0;
+  return ccmd_read(c, 1, COLL_HASH, 0, v, s) < 0 ? -1 : 0;
 }
 
 /* HGET, HEXISTS, HSTRLEN, HMGET: the fields argv[2..] of argv[1], looked

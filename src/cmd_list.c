@@ -21,15 +21,7 @@
  * replied. */
 static int list_read(struct client *c, int i, cairn_value *v,
                      struct ccmd_coll *s) {
-  int found = ccmd_load(c, CCMD_ARG(i), COLL_LIST, v);
-  if (found < 0) return -1;
-  int rc = ccmd_decode(v, COLL_LIST, s);
-  if (rc) {
-    cairn_value_free(v);
-    reply_engine_error(c, rc);
-    return -1;
-  }
-  return found;
+  return ccmd_read(c, i, COLL_LIST, 0, v, s);
 }
 
 static void list_done(cairn_value *v, struct ccmd_coll *s) {
@@ -78,13 +70,9 @@ void cmd_lpushx(struct client *c) { ccmd_run(c, lpushx_body); }
 void cmd_rpushx(struct client *c) { ccmd_run(c, rpushx_body); }
 
 static int pop(struct client *c, int tail) {
-  long long count = 1;
-  int has_count = c->argc == 3;
-  if (c->argc > 3) {
-    reply_error(c, ERR_SYNTAX);
-    return -1;
-  }
-  if (has_count && ccmd_parse_count(c, 2, &count)) return -1;
+  long long count;
+  int has_count = ccmd_pop_count(c, &count);
+  if (has_count < 0) return -1;
   cairn_value v;
   struct ccmd_coll s;
   int found = list_read(c, 1, &v, &s);

@@ -21,16 +21,7 @@
  * (s empty), -1 replied. */
 static int set_read(struct client *c, int i, cairn_value *v,
                     struct ccmd_coll *s) {
-  int found = ccmd_load(c, CCMD_ARG(i), COLL_SET, v);
-  if (found < 0) return -1;
-  int rc = ccmd_decode(v, COLL_SET, s);
-  if (rc == 0 && (rc = ccmd_index(s)) != 0) ccmd_coll_free(s);
-  if (rc) {
-    cairn_value_free(v);
-    reply_engine_error(c, rc);
-    return -1;
-  }
-  return found;
+  return ccmd_read(c, i, COLL_SET, 1, v, s);
 }
 
 /* ------------------------------------------------------------------------
@@ -41,15 +32,11 @@ static int set_read(struct client *c, int i, cairn_value *v,
 static int sadd_srem(struct client *c, int add) {
   size_t n = (size_t)c->argc - 2;
   struct coll_probe *p;
+  long *prev;
   struct coll_info info;
-  if (ccmd_probe(c, CCMD_ARG(1), COLL_SET, 2, 1, n, 0, &p, &info) < 0)
+  if (ccmd_probe_args(c, CCMD_ARG(1), COLL_SET, 2, 1, n, &p, &prev, &info) <
+      0)
     return -1;
-  long *prev = ccmd_arg_prev(c, 2, 1, n);
-  if (!prev) {
-    ccmd_probes_free(p, n);
-    reply_engine_error(c, CAIRN_ENOMEM);
-    return -1;
-  }
   struct coll_delta d;
   coll_delta_init(&d);
   long long changed = 0;
@@ -136,13 +123,9 @@ static uint32_t *pick_distinct(size_t n, size_t k) {
 }
 
 static int spop_body(struct client *c) {
-  long long count = 1;
-  int has_count = c->argc == 3;
-  if (c->argc > 3) {
-    reply_error(c, ERR_SYNTAX);
-    return -1;
-  }
-  if (has_count && ccmd_parse_count(c, 2, &count)) return -1;
+  long long count;
+  int has_count = ccmd_pop_count(c, &count);
+  if (has_count < 0) return -1;
   cairn_value v;
   struct ccmd_coll s;
   if (set_read(c, 1, &v, &s) < 0) return -1;

@@ -23,16 +23,7 @@
 /* Load and decode the zset at argv[1] (indexed): 1 found, 0 absent (s
  * empty), -1 replied. */
 static int zset_read(struct client *c, cairn_value *v, struct ccmd_coll *s) {
-  int found = ccmd_load(c, CCMD_ARG(1), COLL_ZSET, v);
-  if (found < 0) return -1;
-  int rc = ccmd_decode(v, COLL_ZSET, s);
-  if (rc == 0 && (rc = ccmd_index(s)) != 0) ccmd_coll_free(s);
-  if (rc) {
-    cairn_value_free(v);
-    reply_engine_error(c, rc);
-    return -1;
-  }
-  return found;
+  return ccmd_read(c, 1, COLL_ZSET, 1, v, s);
 }
 
 static void zset_done(cairn_value *v, struct ccmd_coll *s) {
@@ -156,20 +147,18 @@ static int zadd_body(struct client *c) {
   struct zadd_opts o;
   if (zadd_parse(c, &o)) return -1;
   struct coll_probe *pr;
+  long *prev;
   struct coll_info info;
-  if (ccmd_probe(c, CCMD_ARG(1), COLL_ZSET, o.first + 1, 2, o.n, 0, &pr,
-                 &info) < 0) {
+  if (ccmd_probe_args(c, CCMD_ARG(1), COLL_ZSET, o.first + 1, 2, o.n, &pr,
+                      &prev, &info) < 0) {
     free(o.scores);
     return -1;
   }
-  long *prev = ccmd_arg_prev(c, o.first + 1, 2, o.n);
   struct coll_delta d;
   coll_delta_init(&d);
   struct zadd_res r;
   int rc = -1;
-  if (!prev)
-    reply_engine_error(c, CAIRN_ENOMEM);
-  else if (zadd_walk(c, &o, pr, prev, &d, &r) == 0)
+  if (zadd_walk(c, &o, pr, prev, &d, &r) == 0)
     rc = d.len ? ccmd_apply(c, CCMD_ARG(1), COLL_ZSET, info.version, &d) : 0;
   if (rc == 0) {
     if (o.incr && r.processed)
@@ -588,13 +577,9 @@ void cmd_zremrangebylex(struct client *c) { ccmd_run(c, zrrl_body); }
  * --------------------------------------------------------------------- */
 
 static int zpop(struct client *c, int max) {
-  long long count = 1;
-  int has_count = c->argc == 3;
-  if (c->argc > 3) {
-    reply_error(c, ERR_SYNTAX);
-    return -1;
-  }
-  if (has_count && ccmd_parse_count(c, 2, &count)) return -1;
+  long long count;
+  int has_count = ccmd_pop_count(c, &count);
+  if (has_count < 0) return -1;
   cairn_value v;
   struct ccmd_coll s;
   if (zset_read(c, &v, &s) < 0) return -1;

@@ -132,6 +132,14 @@ int ccmd_probe(struct client *c, const char *key, size_t klen, int type,
                struct coll_probe **p, struct coll_info *info);
 void ccmd_probes_free(struct coll_probe *p, size_t n);
 
+/* ccmd_probe (no values), and *prev as ccmd_arg_prev for the same
+ * arguments, for the commands that change what they name (HSET, HDEL,
+ * SADD, SREM, ZADD): a repeated argument counts once.  Returns as
+ * ccmd_probe; on -1 neither is set.  Free both. */
+int ccmd_probe_args(struct client *c, const char *key, size_t klen, int type,
+                    int first, int step, size_t n, struct coll_probe **p,
+                    long **prev, struct coll_info *info);
+
 /* HLEN, SCARD, ZCARD, LLEN: reply the element count of argv[1], a
  * collection of type (0 if absent). */
 void ccmd_card(struct client *c, int type);
@@ -168,6 +176,12 @@ int ccmd_index(struct ccmd_coll *s);      /* CAIRN_ENOMEM */
 long ccmd_lookup(const struct ccmd_coll *s, const void *x, size_t xl);
 void ccmd_coll_free(struct ccmd_coll *s);
 
+/* Read argv[i], a collection of type, whole: ccmd_load, ccmd_decode and,
+ * if index, ccmd_index.  1 found, 0 absent (no elements), -1 replied (v
+ * and s then freed). */
+int ccmd_read(struct client *c, int i, int type, int index, cairn_value *v,
+              struct ccmd_coll *s);
+
 /* For the n arguments argv[first], argv[first + step], ...: prev[i] is the
  * number of the last earlier argument equal to argument i, or -1.  NULL
  * if out of memory.  Free with free(). */
@@ -192,6 +206,11 @@ void ccmd_scan(struct client *c, int type);
 /* Parse argv[i] as the count of SPOP, LPOP...: "ERR value is out of
  * range, must be positive" if negative.  0 or -1 (replied). */
 int ccmd_parse_count(struct client *c, int i, long long *out);
+
+/* The optional count argv[2] of LPOP, RPOP, SPOP, ZPOPMIN, ZPOPMAX: 1 if
+ * given (in *count), 0 if not (*count is 1), -1 replied (a bad count, or
+ * more arguments: a syntax error). */
+int ccmd_pop_count(struct client *c, long long *count);
 
 /* Engine error rc as a reply; CAIRN_ETYPE is WRONGTYPE. */
 void ccmd_reply_error(struct client *c, int rc);
