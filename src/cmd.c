@@ -10,7 +10,9 @@
 #include "config.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
@@ -267,6 +269,20 @@ void cmd_engine_error_text(int rc, char *buf, size_t n) {
     break;
   default: snprintf(buf, n, "ERR %s", cairn_strerror(rc)); break;
   }
+}
+
+int cmd_arg_is(struct client *c, int i, const char *s) {
+  return i < c->argc && !strcasecmp(c->argv[i], s);
+}
+
+int cmd_parse_ll(const char *s, long long *out) {
+  char *end;
+  errno = 0;
+  if (!*s) return -1;
+  long long v = strtoll(s, &end, 10);
+  if (errno || *end) return -1;
+  *out = v;
+  return 0;
 }
 
 void reply_engine_error(struct client *c, int rc) {

@@ -17,20 +17,6 @@
 
 #define CLIENT_NAME_MAX 256u
 
-static int arg_is(struct client *c, int i, const char *s) {
-  return i < c->argc && !strcasecmp(c->argv[i], s);
-}
-
-static int parse_ll(const char *s, long long *out) {
-  char *end;
-  errno = 0;
-  if (!*s) return -1;
-  long long v = strtoll(s, &end, 10);
-  if (errno || *end) return -1;
-  *out = v;
-  return 0;
-}
-
 /* Compares the whole secret whatever the input, so the time taken says
  * nothing about how much of a guess was right. */
 static int secret_eq(const char *given, size_t gn, const char *secret) {
@@ -43,13 +29,6 @@ static int secret_eq(const char *given, size_t gn, const char *secret) {
 
 static void reply_unknown_sub(struct client *c, const char *cmd) {
   reply_errorf(c, "ERR unknown subcommand '%.128s'. Try %s HELP.", c->argv[1], cmd);
-}
-
-static void reply_help(struct client *c, const char *const *lines) {
-  size_t n = 0;
-  while (lines[n]) n++;
-  reply_array(c, n);
-  for (size_t i = 0; i < n; i++) reply_status(c, lines[i]);
 }
 
 /* ------------------------------------------------------------------------
@@ -77,7 +56,7 @@ void cmd_echo(struct client *c) { reply_bulk(c, c->argv[1], c->argvlen[1]); }
 
 void cmd_select(struct client *c) {
   long long db;
-  if (parse_ll(c->argv[1], &db)) {
+  if (cmd_parse_ll(c->argv[1], &db)) {
     reply_error(c, ERR_NOTINT);
     return;
   }
@@ -187,7 +166,7 @@ void cmd_hello(struct client *c) {
   long long ver = c->proto;
   int i = 1;
   if (c->argc >= 2) {
-    if (parse_ll(c->argv[1], &ver)) {
+    if (cmd_parse_ll(c->argv[1], &ver)) {
       reply_error(c, "ERR Protocol version is not an integer or out of range");
       return;
     }
@@ -200,12 +179,12 @@ void cmd_hello(struct client *c) {
   const char *user = NULL, *pass = NULL, *name = NULL;
   size_t passlen = 0, namelen = 0;
   for (; i < c->argc; i++) {
-    if (arg_is(c, i, "AUTH") && i + 2 < c->argc) {
+    if (cmd_arg_is(c, i, "AUTH") && i + 2 < c->argc) {
       user = c->argv[i + 1];
       pass = c->argv[i + 2];
       passlen = c->argvlen[i + 2];
       i += 2;
-    } else if (arg_is(c, i, "SETNAME") && i + 1 < c->argc) {
+    } else if (cmd_arg_is(c, i, "SETNAME") && i + 1 < c->argc) {
       name = c->argv[i + 1];
       namelen = c->argvlen[i + 1];
       i++;
@@ -277,7 +256,7 @@ static void client_list(struct client *c) {
   int type = -1;  /* -1 all, 0 normal, 1 pubsub */
   resp_buf_init(&b);
   for (int i = 2; i < c->argc; i++) {
-    if (arg_is(c, i, "TYPE") && i + 1 < c->argc) {
+    if (cmd_arg_is(c, i, "TYPE") && i + 1 < c->argc) {
       i++;
       if (!strcasecmp(c->argv[i], "normal")) type = 0;
       else if (!strcasecmp(c->argv[i], "pubsub")) type = 1;
@@ -287,10 +266,10 @@ static void client_list(struct client *c) {
         resp_buf_free(&b);
         return;
       }
-    } else if (arg_is(c, i, "ID")) {
+    } else if (cmd_arg_is(c, i, "ID")) {
       for (i++; i < c->argc; i++) {
         long long id;
-        if (parse_ll(c->argv[i], &id) || id <= 0) {
+        if (cmd_parse_ll(c->argv[i], &id) || id <= 0) {
           reply_error(c, "ERR Invalid client ID");
           resp_buf_free(&b);
           return;
@@ -334,16 +313,16 @@ static void client_kill(struct client *c) {
   }
   for (int i = 2; i + 1 < c->argc; i += 2) {
     const char *v = c->argv[i + 1];
-    if (arg_is(c, i, "ID")) {
-      if (parse_ll(v, &id) || id <= 0) {
+    if (cmd_arg_is(c, i, "ID")) {
+      if (cmd_parse_ll(v, &id) || id <= 0) {
         reply_error(c, "ERR client-id should be greater than 0");
         return;
       }
-    } else if (arg_is(c, i, "ADDR")) addr = v;
-    else if (arg_is(c, i, "LADDR")) laddr = v;
-    else if (arg_is(c, i, "USER")) user = v;
-    else if (arg_is(c, i, "SKIPME")) skipme = strcasecmp(v, "no") != 0;
-    else if (arg_is(c, i, "TYPE")) continue;
+    } else if (cmd_arg_is(c, i, "ADDR")) addr = v;
+    else if (cmd_arg_is(c, i, "LADDR")) laddr = v;
+    else if (cmd_arg_is(c, i, "USER")) user = v;
+    else if (cmd_arg_is(c, i, "SKIPME")) skipme = strcasecmp(v, "no") != 0;
+    else if (cmd_arg_is(c, i, "TYPE")) continue;
     else {
       reply_error(c, ERR_SYNTAX);
       return;
@@ -368,8 +347,8 @@ static void client_setinfo(struct client *c) {
     return;
   }
   char **slot;
-  if (arg_is(c, 2, "LIB-NAME")) slot = &c->lib_name;
-  else if (arg_is(c, 2, "LIB-VER")) slot = &c->lib_ver;
+  if (cmd_arg_is(c, 2, "LIB-NAME")) slot = &c->lib_name;
+  else if (cmd_arg_is(c, 2, "LIB-VER")) slot = &c->lib_ver;
   else {
     reply_errorf(c, "ERR Unrecognized option '%.64s'", c->argv[2]);
     return;
@@ -403,21 +382,21 @@ static const char *const client_help[] = {
   "HELP", "    Print this help.", NULL};
 
 static int client_simple(struct client *c) {
-  if (arg_is(c, 1, "ID") && c->argc == 2) reply_int(c, (long long)c->id);
-  else if (arg_is(c, 1, "GETNAME") && c->argc == 2) {
+  if (cmd_arg_is(c, 1, "ID") && c->argc == 2) reply_int(c, (long long)c->id);
+  else if (cmd_arg_is(c, 1, "GETNAME") && c->argc == 2) {
     if (c->name) reply_cstr(c, c->name);
     else reply_null(c);
-  } else if (arg_is(c, 1, "SETNAME") && c->argc == 3) {
+  } else if (cmd_arg_is(c, 1, "SETNAME") && c->argc == 3) {
     if (!set_name(c, c->argv[2], c->argvlen[2])) reply_ok(c);
-  } else if (arg_is(c, 1, "INFO") && c->argc == 2) {
+  } else if (cmd_arg_is(c, 1, "INFO") && c->argc == 2) {
     struct resp_buf b;
     resp_buf_init(&b);
     client_line(c, &b);
     reply_verbatim(c, b.data ? b.data : "", b.len);
     resp_buf_free(&b);
-  } else if (arg_is(c, 1, "HELP") && c->argc == 2) {
+  } else if (cmd_arg_is(c, 1, "HELP") && c->argc == 2) {
     reply_help(c, client_help);
-  } else if ((arg_is(c, 1, "NO-EVICT") || arg_is(c, 1, "NO-TOUCH")) && c->argc == 3) {
+  } else if ((cmd_arg_is(c, 1, "NO-EVICT") || cmd_arg_is(c, 1, "NO-TOUCH")) && c->argc == 3) {
     reply_ok(c);  /* nothing is evicted for good here; accepted as Redis does */
   } else {
     return 0;
@@ -427,11 +406,11 @@ static int client_simple(struct client *c) {
 
 void cmd_client(struct client *c) {
   if (client_simple(c)) return;
-  if (arg_is(c, 1, "LIST")) client_list(c);
-  else if (arg_is(c, 1, "KILL") && c->argc >= 3) client_kill(c);
-  else if (arg_is(c, 1, "SETINFO")) client_setinfo(c);
-  else if (arg_is(c, 1, "ID") || arg_is(c, 1, "GETNAME") || arg_is(c, 1, "SETNAME") ||
-           arg_is(c, 1, "INFO") || arg_is(c, 1, "KILL"))
+  if (cmd_arg_is(c, 1, "LIST")) client_list(c);
+  else if (cmd_arg_is(c, 1, "KILL") && c->argc >= 3) client_kill(c);
+  else if (cmd_arg_is(c, 1, "SETINFO")) client_setinfo(c);
+  else if (cmd_arg_is(c, 1, "ID") || cmd_arg_is(c, 1, "GETNAME") || cmd_arg_is(c, 1, "SETNAME") ||
+           cmd_arg_is(c, 1, "INFO") || cmd_arg_is(c, 1, "KILL"))
     reply_errorf(c, "ERR wrong number of arguments for 'client|%s' command",
                  c->argv[1]);
   else reply_unknown_sub(c, "CLIENT");
@@ -509,9 +488,9 @@ void cmd_command(struct client *c) {
     reply_array(c, linked_count());
     for (size_t i = 0; i < cmd_count; i++)
       if (cmd_table[i].proc) command_info_one(c, &cmd_table[i]);
-  } else if (arg_is(c, 1, "COUNT") && c->argc == 2) {
+  } else if (cmd_arg_is(c, 1, "COUNT") && c->argc == 2) {
     reply_int(c, (long long)linked_count());
-  } else if (arg_is(c, 1, "INFO")) {
+  } else if (cmd_arg_is(c, 1, "INFO")) {
     if (c->argc == 2) {
       reply_array(c, linked_count());
       for (size_t i = 0; i < cmd_count; i++)
@@ -524,13 +503,13 @@ void cmd_command(struct client *c) {
       if (k) command_info_one(c, k);
       else reply_null_array(c);
     }
-  } else if (arg_is(c, 1, "DOCS")) {
+  } else if (cmd_arg_is(c, 1, "DOCS")) {
     command_docs(c);
-  } else if (arg_is(c, 1, "LIST") && c->argc == 2) {
+  } else if (cmd_arg_is(c, 1, "LIST") && c->argc == 2) {
     reply_array(c, linked_count());
     for (size_t i = 0; i < cmd_count; i++)
       if (cmd_table[i].proc) reply_cstr(c, cmd_table[i].name);
-  } else if (arg_is(c, 1, "HELP")) {
+  } else if (cmd_arg_is(c, 1, "HELP")) {
     static const char *const help[] = {
       "COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
       "(no subcommand)", "    Return details about all commands.",

@@ -721,10 +721,9 @@ static void object_help(struct client *c) {
       "    <key>.",
       "HELP",
       "    Print this help.",
+      NULL,
   };
-  size_t n = sizeof lines / sizeof lines[0];
-  reply_array(c, n);
-  for (size_t i = 0; i < n; i++) reply_status(c, lines[i]);
+  reply_help(c, lines);
 }
 
 void cmd_object(struct client *c) {

@@ -40,20 +40,6 @@ static uint64_t bg_lsn;
 
 static void bgsave_collect(struct server *s);
 
-static int arg_is(struct client *c, int i, const char *s) {
-  return i < c->argc && !strcasecmp(c->argv[i], s);
-}
-
-static int parse_ll(const char *s, long long *out) {
-  char *end;
-  errno = 0;
-  if (!*s) return -1;
-  long long v = strtoll(s, &end, 10);
-  if (errno || *end) return -1;
-  *out = v;
-  return 0;
-}
-
 /* ------------------------------------------------------------------------
  * Counting and flushing a namespace
  * --------------------------------------------------------------------- */
@@ -132,7 +118,7 @@ void cmd_dbsize(struct client *c) {
 }
 
 static int flush_args_ok(struct client *c) {
-  if (c->argc > 2 || (c->argc == 2 && !arg_is(c, 1, "ASYNC") && !arg_is(c, 1, "SYNC"))) {
+  if (c->argc > 2 || (c->argc == 2 && !cmd_arg_is(c, 1, "ASYNC") && !cmd_arg_is(c, 1, "SYNC"))) {
     reply_error(c, ERR_SYNTAX);
     return 0;
   }
@@ -449,11 +435,11 @@ static void config_resetstat(struct server *s) {
 }
 
 void cmd_config(struct client *c) {
-  if (arg_is(c, 1, "GET") && c->argc >= 3) {
+  if (cmd_arg_is(c, 1, "GET") && c->argc >= 3) {
     config_get_cmd(c);
-  } else if (arg_is(c, 1, "SET")) {
+  } else if (cmd_arg_is(c, 1, "SET")) {
     config_set_cmd(c);
-  } else if (arg_is(c, 1, "REWRITE") && c->argc == 2) {
+  } else if (cmd_arg_is(c, 1, "REWRITE") && c->argc == 2) {
     if (!c->srv->cfg->file) {
       reply_error(c, "ERR The server is running without a config file");
       return;
@@ -461,10 +447,10 @@ void cmd_config(struct client *c) {
     int rc = config_rewrite(c->srv->cfg);
     if (rc) reply_errorf(c, "ERR Rewriting config file: %s", cairn_strerror(rc));
     else reply_ok(c);
-  } else if (arg_is(c, 1, "RESETSTAT") && c->argc == 2) {
+  } else if (cmd_arg_is(c, 1, "RESETSTAT") && c->argc == 2) {
     config_resetstat(c->srv);
     reply_ok(c);
-  } else if (arg_is(c, 1, "GET") || arg_is(c, 1, "REWRITE") || arg_is(c, 1, "RESETSTAT")) {
+  } else if (cmd_arg_is(c, 1, "GET") || cmd_arg_is(c, 1, "REWRITE") || cmd_arg_is(c, 1, "RESETSTAT")) {
     reply_errorf(c, "ERR wrong number of arguments for 'config|%s' command", c->argv[1]);
   } else {
     reply_errorf(c, "ERR unknown subcommand '%.128s'. Try CONFIG HELP.", c->argv[1]);
@@ -539,7 +525,7 @@ void cmd_save(struct client *c) {
 }
 
 void cmd_bgsave(struct client *c) {
-  if (c->argc > 2 || (c->argc == 2 && !arg_is(c, 1, "SCHEDULE"))) {
+  if (c->argc > 2 || (c->argc == 2 && !cmd_arg_is(c, 1, "SCHEDULE"))) {
     reply_error(c, ERR_SYNTAX);
     return;
   }
@@ -566,10 +552,10 @@ void cmd_bgsave(struct client *c) {
 void cmd_shutdown(struct client *c) {
   int save = 1;
   for (int i = 1; i < c->argc; i++) {
-    if (arg_is(c, i, "NOSAVE")) save = 0;
-    else if (arg_is(c, i, "SAVE")) save = 1;
-    else if (arg_is(c, i, "NOW") || arg_is(c, i, "FORCE")) continue;
-    else if (arg_is(c, i, "ABORT")) {
+    if (cmd_arg_is(c, i, "NOSAVE")) save = 0;
+    else if (cmd_arg_is(c, i, "SAVE")) save = 1;
+    else if (cmd_arg_is(c, i, "NOW") || cmd_arg_is(c, i, "FORCE")) continue;
+    else if (cmd_arg_is(c, i, "ABORT")) {
       reply_error(c, "ERR No shutdown in progress.");
       return;
     } else {
@@ -681,17 +667,17 @@ static void slowlog_get(struct client *c, long long count) {
 }
 
 void cmd_slowlog(struct client *c) {
-  if (arg_is(c, 1, "GET") && c->argc <= 3) {
+  if (cmd_arg_is(c, 1, "GET") && c->argc <= 3) {
     long long count = 10;
-    if (c->argc == 3 && (parse_ll(c->argv[2], &count) || count < -1)) {
+    if (c->argc == 3 && (cmd_parse_ll(c->argv[2], &count) || count < -1)) {
       reply_error(c, "ERR count should be greater than or equal to -1");
       return;
     }
     slowlog_get(c, count);
-  } else if (arg_is(c, 1, "LEN") && c->argc == 2) {
+  } else if (cmd_arg_is(c, 1, "LEN") && c->argc == 2) {
     slow_resize((size_t)c->srv->cfg->slowlog_max_len);
     reply_int(c, (long long)slow_len);
-  } else if (arg_is(c, 1, "RESET") && c->argc == 2) {
+  } else if (cmd_arg_is(c, 1, "RESET") && c->argc == 2) {
     for (size_t i = 0; i < slow_cap; i++) slow_clear(&slow_ring[i]);
     slow_len = slow_head = 0;
     reply_ok(c);
@@ -730,7 +716,7 @@ static void memory_stats(struct client *c) {
 }
 
 void cmd_memory(struct client *c) {
-  if (arg_is(c, 1, "USAGE") && (c->argc == 3 || c->argc == 5)) {
+  if (cmd_arg_is(c, 1, "USAGE") && (c->argc == 3 || c->argc == 5)) {
     cairn_value v;
     int rc = cairn_get(c->srv->db, srv_ns(c), c->argv[2], c->argvlen[2], &v);
     if (rc == CAIRN_ENOTFOUND || rc == CAIRN_EINVAL) {
@@ -743,9 +729,9 @@ void cmd_memory(struct client *c) {
     }
     reply_int(c, (long long)(v.len + c->argvlen[2] + ENTRY_OVERHEAD_BYTES));
     cairn_value_free(&v);
-  } else if (arg_is(c, 1, "STATS") && c->argc == 2) {
+  } else if (cmd_arg_is(c, 1, "STATS") && c->argc == 2) {
     memory_stats(c);
-  } else if (arg_is(c, 1, "DOCTOR") && c->argc == 2) {
+  } else if (cmd_arg_is(c, 1, "DOCTOR") && c->argc == 2) {
     reply_verbatim(c, "Sam, I have no memory problems", 30);
   } else {
     reply_errorf(c, "ERR unknown subcommand or wrong number of arguments for '%.128s'. "

@@ -170,6 +170,12 @@ DATA_PROC void cmd_linsert(struct client *c);
 DATA_PROC void cmd_lmove(struct client *c);
 DATA_PROC void cmd_rpoplpush(struct client *c);
 
+/* Shared by the server commands (cmd_conn.c, cmd_server.c): is argv[i]
+ * there and equal to s, ignoring case; and a whole, non-empty base-10
+ * long long (strtoll's rules), 0 or -1. */
+int cmd_arg_is(struct client *c, int i, const char *s);
+int cmd_parse_ll(const char *s, long long *out);
+
 /* Shared by cmd.c and cmd_server.c: the slow log (SLOWLOG), fed by
  * cmd_call with each command's duration when it reaches
  * slowlog-log-slower-than; it keeps the newest slowlog-max-len entries,

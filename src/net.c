@@ -184,6 +184,13 @@ void reply_push(struct client *c, size_t n) {
   resp_add_push(&c->out, c->proto, (long long)n);
 }
 
+void reply_help(struct client *c, const char *const *lines) {
+  size_t n = 0;
+  while (lines[n]) n++;
+  reply_array(c, n);
+  for (size_t i = 0; i < n; i++) reply_status(c, lines[i]);
+}
+
 /* ------------------------------------------------------------------------
  * Holds
  * --------------------------------------------------------------------- */

@@ -524,10 +524,9 @@ static void pubsub_help(struct client *c) {
       "    pattern subscriptions(default: no channels).",
       "HELP",
       "    Print this help.",
+      NULL,
   };
-  size_t n = sizeof lines / sizeof lines[0];
-  reply_array(c, n);
-  for (size_t i = 0; i < n; i++) reply_status(c, lines[i]);
+  reply_help(c, lines);
 }
 
 void cmd_pubsub(struct client *c) {

@@ -158,6 +158,8 @@ void reply_double(struct client *c, double d);
 void reply_bool(struct client *c, int b);
 void reply_verbatim(struct client *c, const char *txt, size_t n);
 void reply_push(struct client *c, size_t n);
+/* A subcommand HELP: lines (NULL-terminated) as an array of statuses. */
+void reply_help(struct client *c, const char *const *lines);
 
 /* Redis's standard errors, word for word. */
 #define ERR_SYNTAX   "ERR syntax error"
