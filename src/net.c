@@ -311,10 +311,12 @@ static void holds_free(struct client *c) {
 
 static void client_flush(struct client *c);
 
-/* Queue c's socket write for the end of the loop's turn, so that the
- * replies a turn releases for one client (a pipeline's worth of log
- * completions) leave in one write, not one write each.  By id: the client
- * may be gone by then. */
+/* Queue c for the end of the loop's turn (clients_settle): its socket
+ * write, so that the replies a turn releases for one client (a pipeline's
+ * worth of log completions) leave in one write, not one write each; its
+ * output limits; its close, if marked.  Only the clients a turn touched
+ * are visited, not every connection.  By id: the client may be gone by
+ * then.  Out of memory, c is written now and cron() does the rest. */
 static void flush_later(struct client *c) {
   struct server *s = c->srv;
   if (c->flags & CLIENT_FLUSH_PENDING) return;
@@ -334,12 +336,18 @@ static void flush_later(struct client *c) {
 
 void srv_client_wake(struct client *c) { flush_later(c); }
 
-static void flush_pending(struct server *s) {
+static void check_output_limit(struct server *s, struct client *c, int64_t now);
+static void client_free(struct server *s, struct client *c);
+
+static void clients_settle(struct server *s) {
+  int64_t now = now_ms();
   for (size_t i = 0; i < s->nflush; i++) {
     struct client *c = srv_client_by_id(s, s->flush_ids[i]);
     if (!c) continue;
     c->flags &= ~CLIENT_FLUSH_PENDING;
     client_flush(c);
+    check_output_limit(s, c, now);
+    if (c->flags & CLIENT_CLOSE_ASAP) client_free(s, c);
   }
   s->nflush = 0;
 }
@@ -439,7 +447,10 @@ static void client_flush(struct client *c) {
     c->flags |= CLIENT_CLOSE_ASAP;
 }
 
-void srv_client_close_asap(struct client *c) { c->flags |= CLIENT_CLOSE_ASAP; }
+void srv_client_close_asap(struct client *c) {
+  c->flags |= CLIENT_CLOSE_ASAP;
+  flush_later(c);
+}
 
 const char *srv_ns(struct client *c) {
   return config_ns_name(c->srv->cfg, c->db);
@@ -694,7 +705,7 @@ void net_client_unblock(struct client *c) {
   c->srv->blocked_clients--;
   ep_mod(c->srv, c, 0);
   process_input(c);
-  client_flush(c);
+  flush_later(c);
 }
 
 int net_client_detach(struct client *c) {
@@ -727,6 +738,7 @@ static int grow_input(struct client *c) {
 }
 
 static void client_read(struct server *s, struct client *c) {
+  flush_later(c); /* its replies, limits and close: at the turn's end */
   if (grow_input(c)) {
     c->flags |= CLIENT_CLOSE_ASAP;
     return;
@@ -751,7 +763,6 @@ static void client_read(struct server *s, struct client *c) {
     return;
   }
   process_input(c);
-  client_flush(c);
 }
 
 /* ------------------------------------------------------------------------
@@ -779,13 +790,15 @@ static void check_output_limit(struct server *s, struct client *c, int64_t now) 
 
 /* Close clients marked for it; check limits.  Never frees a client that
  * is on the stack: this runs between events. */
-static void sweep_clients(struct server *s, int cron) {
+/* Every client: soft output limits over time, idle timeouts, and any
+ * close that clients_settle did not see. */
+static void sweep_clients(struct server *s) {
   int64_t now = now_ms();
   struct client *c = s->clients;
   while (c) {
     struct client *next = c->next;
     check_output_limit(s, c, now);
-    if (cron && s->cfg->timeout && !c->nsubs && !c->holds &&
+    if (s->cfg->timeout && !c->nsubs && !c->holds &&
         now - c->last_ms > s->cfg->timeout * 1000)
       c->flags |= CLIENT_CLOSE_ASAP;
     if (c->flags & CLIENT_CLOSE_ASAP) client_free(s, c);
@@ -919,7 +932,7 @@ static void cron(struct server *s) {
     s->sample_ms = now;
   }
   repl_events(s);
-  sweep_clients(s, 1);
+  sweep_clients(s);
 }
 
 static void handle_event(struct server *s, const struct epoll_event *ev) {
@@ -936,10 +949,10 @@ static void handle_event(struct server *s, const struct epoll_event *ev) {
   struct client *c = srv_client_by_id(s, id);
   if (!c) return;
   if (ev->events & (EPOLLERR | EPOLLHUP) && !(ev->events & EPOLLIN)) {
-    c->flags |= CLIENT_CLOSE_ASAP;
+    srv_client_close_asap(c);
     return;
   }
-  if (ev->events & EPOLLOUT) client_flush(c);
+  if (ev->events & EPOLLOUT) flush_later(c);
   if ((ev->events & EPOLLIN) && !(c->flags & (CLIENT_CLOSE_ASAP | CLIENT_CLOSE_AFTER_REPLY)))
     client_read(s, c);
 }
@@ -959,9 +972,9 @@ static void drain_for_shutdown(struct server *s) {
     int n = epoll_wait(s->epfd, evs, EVENTS_MAX, CRON_MS);
     for (int i = 0; i < n; i++)
       if (evs[i].data.u64 == EV_EFD) completions_drain(s);
-    flush_pending(s);
+    clients_settle(s);
   }
-  flush_pending(s);
+  clients_settle(s);
   for (struct client *c = s->clients; c; c = c->next) client_flush(c);
 }
 
@@ -999,8 +1012,7 @@ int net_run(struct server *s, volatile int *signalled) {
       cron(s);
       last_cron = now;
     }
-    flush_pending(s);
-    sweep_clients(s, 0);
+    clients_settle(s);
   }
   drain_for_shutdown(s);
   return 0;
