@@ -1190,14 +1190,10 @@ Test(coll, object_lset_out_of_range_changes_nothing) {
 
 static const char *const eng_key[5] = {"", "h", "s", "z", "l"};
 
-static void eng_quiet(void *arg, int level, const char *msg) {
-  (void)arg, (void)level, (void)msg;
-}
-
 static cairn *eng_open(const char *dir) {
   cairn_options o;
   cairn_options_init(&o);
-  o.log_fn = eng_quiet;
+  o.log_fn = tu_quiet;
   o.segment_bytes = 1 << 20;
   o.durability = CAIRN_DURABILITY_INTERVAL;
   cairn *db;
@@ -1336,7 +1332,7 @@ Test(coll_engine, a_collection_past_the_value_limit_is_refused_unchanged) {
   tu_tmpdir(dir, sizeof dir, "coll");
   cairn_options o;
   cairn_options_init(&o);
-  o.log_fn = eng_quiet;
+  o.log_fn = tu_quiet;
   o.durability = CAIRN_DURABILITY_MEMORY;
   cairn *db;
   cr_assert_eq(cairn_open(dir, &o, &db), 0);

@@ -15,14 +15,10 @@
 static char dir[256];
 static cairn *db;
 
-static void quiet(void *arg, int level, const char *msg) {
-  (void)arg, (void)level, (void)msg;
-}
-
 static cairn_options opts(void) {
   cairn_options o;
   cairn_options_init(&o);
-  o.log_fn = quiet;
+  o.log_fn = tu_quiet;
   o.segment_bytes = 1 << 20;
   o.expire_tick_ms = 10;
   return o;

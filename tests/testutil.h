@@ -23,4 +23,9 @@ static inline void tu_rmrf(const char *dir) {
   if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
 }
 
+/* A cairn_options.log_fn that drops every message. */
+static inline void tu_quiet(void *arg, int level, const char *msg) {
+  (void)arg, (void)level, (void)msg;
+}
+
 #endif /* CAIRN_TESTUTIL_H */

@@ -380,10 +380,6 @@ static void *writer_main(void *arg) {
   return NULL;
 }
 
-static void quiet(void *arg, int level, const char *msg) {
-  (void)arg, (void)level, (void)msg;
-}
-
 static cairn_options ck_options(void) {
   cairn_options opt;
   cairn_options_init(&opt);
@@ -392,7 +388,7 @@ static cairn_options ck_options(void) {
   opt.checkpoint_bytes = CK_CKPT_BYTES;
   opt.max_memory = CK_MAX_MEMORY;
   opt.expire_tick_ms = 20;
-  opt.log_fn = quiet;
+  opt.log_fn = tu_quiet;
   return opt;
 }
 

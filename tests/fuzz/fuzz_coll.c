@@ -15,9 +15,7 @@
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -I include \
  *     -iquote src -I build tests/fuzz/fuzz_coll.c src/coll.c src/util.c -lm
  *
- * Built with -DFUZZ_REPLAY (any compiler, no libFuzzer), it instead runs
- * the files named on its command line once each, so "make check" can
- * replay the seed corpus.
+ * Built with -DFUZZ_REPLAY it replays files instead (fuzz.h).
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -26,14 +24,8 @@
 
 #include "cairn.h"
 #include "coll.h"
+#include "fuzz.h"
 #include "util.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(c) \
-  do {           \
-    if (!(c)) abort(); \
-  } while (0)
 
 /* Iterate fully: the element count, or CAIRN_ECORRUPT. */
 static long walk(int type, const void *b, size_t len) {
@@ -134,20 +126,3 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   free(out);
   return 0;
 }
-
-#ifdef FUZZ_REPLAY
-int main(int argc, char **argv) {
-  for (int i = 1; i < argc; i++) {
-    FILE *f = fopen(argv[i], "rb");
-    if (!f) {
-      perror(argv[i]);
-      return EXIT_FAILURE;
-    }
-    static uint8_t buf[1 << 20];
-    size_t n = fread(buf, 1, sizeof buf, f);
-    fclose(f);
-    LLVMFuzzerTestOneInput(buf, n);
-  }
-  return EXIT_SUCCESS;
-}
-#endif

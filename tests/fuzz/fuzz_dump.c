@@ -11,9 +11,7 @@
  *     -iquote src -I build tests/fuzz/fuzz_dump.c src/dump.c src/hash.c \
  *     src/compress.c src/util.c -llz4 -lxxhash
  *
- * Built with -DFUZZ_REPLAY (any compiler, no libFuzzer), it instead runs
- * the files named on its command line once each, so "make check" can
- * replay the seed corpus.
+ * Built with -DFUZZ_REPLAY it replays files instead (fuzz.h).
  */
 #include "config.h"
 
@@ -24,15 +22,9 @@
 
 #include "cairn.h"
 #include "dump.h"
+#include "fuzz.h"
 #include "limits.h"
 #include "record.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(c) \
-  do {           \
-    if (!(c)) abort(); \
-  } while (0)
 
 struct outcome {
   uint64_t hash; /* of every entry, in order */
@@ -126,20 +118,3 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (whole.rc == 0) rewrite(data, size, &whole);
   return 0;
 }
-
-#ifdef FUZZ_REPLAY
-int main(int argc, char **argv) {
-  for (int i = 1; i < argc; i++) {
-    FILE *f = fopen(argv[i], "rb");
-    if (!f) {
-      perror(argv[i]);
-      return EXIT_FAILURE;
-    }
-    static uint8_t buf[1 << 20];
-    size_t n = fread(buf, 1, sizeof buf, f);
-    fclose(f);
-    LLVMFuzzerTestOneInput(buf, n);
-  }
-  return EXIT_SUCCESS;
-}
-#endif
