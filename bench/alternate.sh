@@ -34,16 +34,15 @@ WAIT_MAX=${WAIT_MAX:-60}
 REDIS_SERVER=${REDIS_SERVER:-/usr/bin/redis-server}
 REDIS_BENCHMARK=${REDIS_BENCHMARK:-redis-benchmark}
 REDIS_CLI=${REDIS_CLI:-redis-cli}
-for t in "$REDIS_SERVER" "$REDIS_BENCHMARK" "$REDIS_CLI"; do
-  command -v "$t" >/dev/null || { echo "alternate.sh: no $t" >&2; exit 77; }
-done
+PROG=alternate.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+need_tools "$REDIS_SERVER" "$REDIS_BENCHMARK" "$REDIS_CLI"
 case $MODE in
   interval) RMODE=everysec ;;
   fsync) RMODE=always ;;
   *) echo "alternate.sh: MODE is interval or fsync" >&2; exit 2 ;;
 esac
 
-die() { echo "alternate.sh: $*" >&2; exit 1; }
 work=$(mktemp -d "$PWD/alternate.XXXXXX") || die "mktemp failed"
 PIDS=()
 cleanup() {
@@ -59,15 +58,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM
-
-free_port() {
-  local p i
-  for ((i = 0; i < 200; i++)); do
-    p=$((20000 + RANDOM % 40000))
-    ss -Hltn "sport = :$p" | grep -q . || { echo "$p"; return 0; }
-  done
-  die "no free port found"
-}
 
 wait_ping() {
   local port=$1 pid=$2 end=$((SECONDS + WAIT_MAX))

@@ -42,9 +42,10 @@
 #include <lmdb.h>
 #include <sqlite3.h>
 
+#include "benchutil.h"
 #include "cairn.h"
 
-#define KEY_BYTES        16u
+#define KEY_BYTES        BENCH_KEY_BYTES
 #define VAL_BYTES        100u
 #define THREADS_MAX      256u
 #define INFLIGHT_MAX     4096u
@@ -86,67 +87,12 @@ static struct settings {
   .threads = 8, .inflight = 64, .submitters = 2, .parent = ".",
 };
 
-/* How a row's goal is judged. */
-enum goal_kind { GOAL_NONE, GOAL_RATIO_GE, GOAL_CAIRN_GE, GOAL_CAIRN_LE };
-
-struct row {
-  const char *name;
-  const char *unit;
-  double cairn, peer;     /* < 0: not measured */
-  enum goal_kind kind;
-  double goal;
-  bool failed;
-};
-
-#define ROWS_MAX 16
-static struct row rows[ROWS_MAX];
-static unsigned rows_used;
-
-static char data_dir[4096];   /* the run's own directory, removed at exit */
-
 /* Peer rates kept for figures that compare against an earlier one. */
 static double lmdb_commit_rate = -1, cairn_durable_rate = -1;
 
 /* ------------------------------------------------------------------------
- * Small helpers
+ * Values (keys and the rest: benchutil.c, shared with ckpt-bench)
  * --------------------------------------------------------------------- */
-
-static uint64_t now_ns(void)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static double secs_since(uint64_t t0)
-{
-  return (double)(now_ns() - t0) / 1e9;
-}
-
-static void sleep_secs(double s)
-{
-  struct timespec ts = { (time_t)s, (long)((s - (double)(time_t)s) * 1e9) };
-  while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-    ;
-}
-
-/* splitmix64's finaliser: a bijection, so distinct indices give distinct
- * keys, in an order unrelated to the index. */
-static uint64_t mix64(uint64_t x)
-{
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
-
-static void make_key(uint64_t idx, char key[KEY_BYTES])
-{
-  static const char hex[] = "0123456789abcdef";
-  uint64_t m = mix64(idx);
-  for (unsigned i = 0; i < KEY_BYTES; i++, m >>= 4)
-    key[i] = hex[m & 0xf];
-}
 
 /* A value is token-like text: random base64 characters drawn from the
  * index, so values differ and do not compress (as tokens would not),
@@ -158,91 +104,23 @@ static void make_val(uint64_t idx, char val[VAL_BYTES])
   uint64_t m = idx ^ 0x5eed5eed5eedull;
   for (unsigned i = 8; i < VAL_BYTES; i++) {
     if ((i - 8) % 10 == 0)
-      m = mix64(m);
+      m = bench_mix64(m);
     val[i] = b64[m & 63];
     m >>= 6;
   }
   memcpy(val, &idx, sizeof idx);
 }
 
-/* xorshift64*: a per-thread stream of key indices in [0, n). */
-static uint64_t rand_index(uint64_t *s, uint64_t n)
-{
-  *s ^= *s >> 12;
-  *s ^= *s << 25;
-  *s ^= *s >> 27;
-  return (uint64_t)(((unsigned __int128)(*s * 0x2545f4914f6cdd1dull) * n)
-                    >> 64);
-}
-
-static int make_subdir(const char *name, char *out, size_t cap)
-{
-  int len = snprintf(out, cap, "%s/%s", data_dir, name);
-  if (len < 0 || (size_t)len >= cap)
-    return -ENAMETOOLONG;
-  if (mkdir(out, 0755) != 0 && errno != EEXIST)
-    return -errno;
-  return 0;
-}
-
-static int rm_entry(const char *path, const struct stat *st, int flag,
-                    struct FTW *ftw)
-{
-  (void)st; (void)flag; (void)ftw;
-  if (remove(path) != 0)
-    fprintf(stderr, "cairn-bench: remove %s: %s\n", path, strerror(errno));
-  return 0;
-}
-
-static void rmrf(const char *path)
-{
-  nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-static uint64_t du_bytes;
-static int du_entry(const char *path, const struct stat *st, int flag,
-                    struct FTW *ftw)
-{
-  (void)path; (void)ftw;
-  if (flag == FTW_F)
-    du_bytes += (uint64_t)st->st_size;
-  return 0;
-}
-
-/* Sum of the sizes of the regular files under path. */
-static uint64_t dir_bytes(const char *path)
-{
-  du_bytes = 0;
-  nftw(path, du_entry, 16, FTW_PHYS);
-  return du_bytes;
-}
-
-static void add_row(const char *name, const char *unit, double cairn,
-                    double peer, enum goal_kind kind, double goal)
-{
-  if (rows_used == ROWS_MAX)
-    return;
-  rows[rows_used++] = (struct row){ name, unit, cairn, peer, kind, goal,
-                                    false };
-}
-
-
 /* ------------------------------------------------------------------------
  * Opening the engines
  * --------------------------------------------------------------------- */
-
-static void cairn_log_quiet(void *arg, int level, const char *msg)
-{
-  (void)arg;
-  fprintf(stderr, "cairn[%d]: %s\n", level, msg);
-}
 
 static int cn_open(const char *dir, cairn_durability d, cairn **out)
 {
   cairn_options opt;
   cairn_options_init(&opt);
   opt.durability = d;
-  opt.log_fn = cairn_log_quiet;
+  opt.log_fn = bench_cairn_log;
   opt.log_level = CAIRN_LOG_WARN;
   if (set.no_uring)
     opt.flags |= CAIRN_OPEN_NO_URING;
@@ -258,12 +136,6 @@ struct lm {
   MDB_dbi dbi;
 };
 
-static int lm_fail(const char *what, int rc)
-{
-  fprintf(stderr, "cairn-bench: %s: %s\n", what, mdb_strerror(rc));
-  return -1;
-}
-
 /* Open an LMDB environment in dir with room for set.n entries several
  * times over (the map is sparse, so room costs nothing). */
 static int lm_open(const char *dir, unsigned flags, struct lm *lm)
@@ -275,17 +147,17 @@ static int lm_open(const char *dir, unsigned flags, struct lm *lm)
   if (map < (256u << 20))
     map = 256u << 20;
   if ((rc = mdb_env_create(&lm->env)) != 0)
-    return lm_fail("mdb_env_create", rc);
+    return bench_lm_fail("mdb_env_create", rc);
   if ((rc = mdb_env_set_mapsize(lm->env, map)) != 0 ||
       (rc = mdb_env_open(lm->env, dir, flags, 0644)) != 0 ||
       (rc = mdb_txn_begin(lm->env, NULL, 0, &txn)) != 0) {
     mdb_env_close(lm->env);
-    return lm_fail("mdb_env_open", rc);
+    return bench_lm_fail("mdb_env_open", rc);
   }
   if ((rc = mdb_dbi_open(txn, NULL, 0, &lm->dbi)) != 0 ||
       (rc = mdb_txn_commit(txn)) != 0) {
     mdb_env_close(lm->env);
-    return lm_fail("mdb_dbi_open", rc);
+    return bench_lm_fail("mdb_dbi_open", rc);
   }
   return 0;
 }
@@ -353,7 +225,7 @@ static int run_timed(struct run *r, unsigned nthreads, double secs,
   pthread_barrier_init(&r->bar, NULL, nthreads + 1);
   for (; started < nthreads; started++) {
     ws[started].run = r;
-    ws[started].seed = mix64(started * 1000003u + 17) | 1;
+    ws[started].seed = bench_mix64(started * 1000003u + 17) | 1;
     if (pthread_create(&ws[started].tid, NULL, worker_main, &ws[started]))
       break;
   }
@@ -363,8 +235,8 @@ static int run_timed(struct run *r, unsigned nthreads, double secs,
     exit(EXIT_FAILURE);
   }
   pthread_barrier_wait(&r->bar);
-  uint64_t t0 = now_ns();
-  sleep_secs(secs);
+  uint64_t t0 = bench_now_ns();
+  bench_sleep(secs);
   atomic_store(&r->stop, 1);
   uint64_t ops = 0;
   for (unsigned i = 0; i < nthreads; i++) {
@@ -375,7 +247,7 @@ static int run_timed(struct run *r, unsigned nthreads, double secs,
       failed = 1;
     }
   }
-  *rate = (double)ops / secs_since(t0);
+  *rate = (double)ops / bench_secs_since(t0);
   pthread_barrier_destroy(&r->bar);
   free(ws);
   return failed ? -1 : 0;
@@ -386,12 +258,6 @@ static int run_timed(struct run *r, unsigned nthreads, double secs,
  * --------------------------------------------------------------------- */
 
 static double fsync_mean_us = -1;
-
-static int cmp_u64(const void *a, const void *b)
-{
-  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-  return x < y ? -1 : x > y;
-}
 
 /* Prepare a fully written 1 MiB file, so the probe's writes land on
  * allocated, initialised blocks, as a log's preallocated segment does. */
@@ -423,7 +289,7 @@ static int fig_fsync(void)
   size_t cnt = 0;
   uint64_t sum = 0;
 
-  snprintf(path, sizeof path, "%s/fsync-probe", data_dir);
+  snprintf(path, sizeof path, "%s/fsync-probe", bench_dir);
   int fd = probe_file(path);
   if (fd < 0 || lat == NULL) {
     fprintf(stderr, "cairn-bench: probe file: %s\n", strerror(-fd));
@@ -432,16 +298,16 @@ static int fig_fsync(void)
       close(fd);
     return -1;
   }
-  uint64_t end = now_ns() + (uint64_t)(set.probe_seconds * 1e9);
-  while (cnt < PROBE_SAMPLES_MAX && now_ns() < end) {
+  uint64_t end = bench_now_ns() + (uint64_t)(set.probe_seconds * 1e9);
+  while (cnt < PROBE_SAMPLES_MAX && bench_now_ns() < end) {
     block[cnt % sizeof block]++;
-    uint64_t t = now_ns();
+    uint64_t t = bench_now_ns();
     if (pwrite(fd, block, sizeof block, 64 * 1024) != (ssize_t)sizeof block ||
         fdatasync(fd) != 0) {
       fprintf(stderr, "cairn-bench: probe write: %s\n", strerror(errno));
       break;
     }
-    lat[cnt] = now_ns() - t;
+    lat[cnt] = bench_now_ns() - t;
     sum += lat[cnt++];
   }
   close(fd);
@@ -450,7 +316,7 @@ static int fig_fsync(void)
     free(lat);
     return -1;
   }
-  qsort(lat, cnt, sizeof *lat, cmp_u64);
+  qsort(lat, cnt, sizeof *lat, bench_cmp_u64);
   fsync_mean_us = (double)sum / (double)cnt / 1e3;
   printf("  %zu writes of 4 KiB + fdatasync: mean %.1f us, p50 %.1f us, "
          "p99 %.1f us\n", cnt, fsync_mean_us, (double)lat[cnt / 2] / 1e3,
@@ -462,7 +328,7 @@ static int fig_fsync(void)
          set.threads * 1e6 / fsync_mean_us, set.inflight,
          set.inflight * 1e6 / fsync_mean_us);
   free(lat);
-  add_row("fsync probe (1 in flight)", "ops/s", -1, 1e6 / fsync_mean_us,
+  bench_row("fsync probe (1 in flight)", "ops/s", -1, 1e6 / fsync_mean_us,
           GOAL_NONE, 0);
   return 0;
 }
@@ -478,8 +344,8 @@ static void work_cairn_put(struct run *r, struct worker *w)
 
   pthread_barrier_wait(&r->bar);
   while (!atomic_load_explicit(&r->stop, memory_order_relaxed)) {
-    uint64_t i = rand_index(&w->seed, set.n);
-    make_key(i, key);
+    uint64_t i = bench_rand(&w->seed, set.n);
+    bench_key(i, key);
     make_val(i, val);
     int rc = cairn_put(r->db, NULL, key, KEY_BYTES, val, VAL_BYTES, &wr);
     if (rc != 0) {
@@ -496,11 +362,11 @@ static void work_lmdb_put(struct run *r, struct worker *w)
 
   pthread_barrier_wait(&r->bar);
   while (!atomic_load_explicit(&r->stop, memory_order_relaxed)) {
-    uint64_t i = rand_index(&w->seed, set.n);
+    uint64_t i = bench_rand(&w->seed, set.n);
     MDB_val k = { KEY_BYTES, key }, v = { VAL_BYTES, val };
     MDB_txn *txn;
     int rc;
-    make_key(i, key);
+    bench_key(i, key);
     make_val(i, val);
     if ((rc = mdb_txn_begin(r->lm.env, NULL, 0, &txn)) != 0) {
       worker_fail(w, "mdb_txn_begin", mdb_strerror(rc));
@@ -524,7 +390,7 @@ static int cairn_durable_rate_measure(const char *name, double *rate)
 {
   char dir[4200];
   struct run r = { .fn = work_cairn_put };
-  int rc = make_subdir(name, dir, sizeof dir);
+  int rc = bench_subdir(name, dir, sizeof dir);
   if (rc != 0 || cn_open(dir, CAIRN_DURABILITY_FSYNC, &r.db) != 0)
     return -1;
   rc = run_timed(&r, set.threads, set.seconds, rate);
@@ -534,7 +400,7 @@ static int cairn_durable_rate_measure(const char *name, double *rate)
            "(%.1f per sync), uring %d\n", st.puts, st.log_syncs,
            (double)st.puts / (double)st.log_syncs, st.uring);
   cairn_close(r.db);
-  rmrf(dir);
+  bench_rmrf(dir);
   return rc;
 }
 
@@ -542,12 +408,12 @@ static int lmdb_commit_rate_measure(double *rate)
 {
   char dir[4200];
   struct run r = { .fn = work_lmdb_put };
-  if (make_subdir("lmdb-durable", dir, sizeof dir) != 0 ||
+  if (bench_subdir("lmdb-durable", dir, sizeof dir) != 0 ||
       lm_open(dir, 0, &r.lm) != 0)
     return -1;
   int rc = run_timed(&r, set.threads, set.seconds, rate);
   mdb_env_close(r.lm.env);
-  rmrf(dir);
+  bench_rmrf(dir);
   return rc;
 }
 
@@ -581,7 +447,7 @@ static int fig_put_durable(void)
   else
     rc = -1;
   print_pair("LMDB", cairn_durable_rate, lmdb_commit_rate);
-  add_row("put durable, 8 thr vs LMDB", "ops/s", cairn_durable_rate,
+  bench_row("put durable, 8 thr vs LMDB", "ops/s", cairn_durable_rate,
           lmdb_commit_rate, GOAL_RATIO_GE, 5);
   return rc;
 }
@@ -601,18 +467,6 @@ static void on_done(void *arg, int rc, uint64_t lsn)
   sem_post(&w->sem);
 }
 
-static int sem_wait_bounded(sem_t *s)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  ts.tv_sec += DRAIN_TIMEOUT_S;
-  while (sem_timedwait(s, &ts) != 0) {
-    if (errno != EINTR)
-      return -1;
-  }
-  return 0;
-}
-
 /* Keep r->inflight_each puts outstanding until stop, then wait for all of
  * them: w->ops counts completed, durable puts. */
 static void work_cairn_async(struct run *r, struct worker *w)
@@ -625,12 +479,12 @@ static void work_cairn_async(struct run *r, struct worker *w)
   sem_init(&w->sem, 0, permits);
   pthread_barrier_wait(&r->bar);
   while (!atomic_load_explicit(&r->stop, memory_order_relaxed)) {
-    if (sem_wait_bounded(&w->sem) != 0) {
+    if (bench_sem_wait(&w->sem) != 0) {
       worker_fail(w, "async put", "no completion within the timeout");
       return;   /* the semaphore may still be posted: leak it on purpose */
     }
-    uint64_t i = rand_index(&w->seed, set.n);
-    make_key(i, key);
+    uint64_t i = bench_rand(&w->seed, set.n);
+    bench_key(i, key);
     make_val(i, val);
     int rc = cairn_put(r->db, NULL, key, KEY_BYTES, val, VAL_BYTES, &wr);
     if (rc != 0) {
@@ -640,7 +494,7 @@ static void work_cairn_async(struct run *r, struct worker *w)
     }
   }
   for (unsigned k = 0; k < permits; k++) {
-    if (sem_wait_bounded(&w->sem) != 0) {
+    if (bench_sem_wait(&w->sem) != 0) {
       worker_fail(w, "async put", "completion lost while draining");
       return;
     }
@@ -663,7 +517,7 @@ static int fig_put_inflight(void)
   if (subs > set.inflight)
     subs = set.inflight;
   r.inflight_each = set.inflight / subs;
-  if (make_subdir("cairn-async", dir, sizeof dir) == 0 &&
+  if (bench_subdir("cairn-async", dir, sizeof dir) == 0 &&
       cn_open(dir, CAIRN_DURABILITY_FSYNC, &r.db) == 0) {
     rc = run_timed(&r, subs, set.seconds, &c);
     struct cairn_stats st;
@@ -672,7 +526,7 @@ static int fig_put_inflight(void)
              "fdatasync\n", subs, r.inflight_each,
              (double)st.puts / (double)st.log_syncs);
     cairn_close(r.db);
-    rmrf(dir);
+    bench_rmrf(dir);
   }
   if (rc != 0)
     c = -1;
@@ -682,7 +536,7 @@ static int fig_put_inflight(void)
       lmdb_commit_rate = p;
   }
   print_pair("LMDB (per-commit, figure 2)", c, lmdb_commit_rate);
-  add_row("put durable, 64 in flight", "ops/s", c, lmdb_commit_rate,
+  bench_row("put durable, 64 in flight", "ops/s", c, lmdb_commit_rate,
           GOAL_RATIO_GE, 30);
   return rc;
 }
@@ -762,8 +616,8 @@ static void work_sqlite_put(struct run *r, struct worker *w)
     return;
   }
   while (!atomic_load_explicit(&r->stop, memory_order_relaxed)) {
-    uint64_t i = rand_index(&w->seed, set.n);
-    make_key(i, key);
+    uint64_t i = bench_rand(&w->seed, set.n);
+    bench_key(i, key);
     make_val(i, val);
     int rc = sql_put(st, key, val);
     if (rc != 0) {
@@ -791,7 +645,7 @@ static int fig_put_sqlite(void)
     else
       rc = -1;
   }
-  if (make_subdir("sqlite", dir, sizeof dir) != 0)
+  if (bench_subdir("sqlite", dir, sizeof dir) != 0)
     return -1;
   snprintf(path, sizeof path, "%s/kv.db", dir);
   /* Create the table and switch to WAL once, before the writers race. */
@@ -802,9 +656,9 @@ static int fig_put_sqlite(void)
     rc = -1;
   }
   sqlite3_close(db);
-  rmrf(dir);
+  bench_rmrf(dir);
   print_pair("SQLite", cairn_durable_rate, p);
-  add_row("put durable, 8 thr vs SQLite", "ops/s", cairn_durable_rate, p,
+  bench_row("put durable, 8 thr vs SQLite", "ops/s", cairn_durable_rate, p,
           GOAL_RATIO_GE, 5);
   return rc;
 }
@@ -824,12 +678,12 @@ static struct loaded {
 static int load_cairn(double *rate)
 {
   char key[KEY_BYTES], val[VAL_BYTES];
-  if (make_subdir("cairn-mem", ld.cairn_dir, sizeof ld.cairn_dir) != 0 ||
+  if (bench_subdir("cairn-mem", ld.cairn_dir, sizeof ld.cairn_dir) != 0 ||
       cn_open(ld.cairn_dir, CAIRN_DURABILITY_MEMORY, &ld.db) != 0)
     return -1;
-  uint64_t t0 = now_ns();
+  uint64_t t0 = bench_now_ns();
   for (uint64_t i = 0; i < set.n; i++) {
-    make_key(i, key);
+    bench_key(i, key);
     make_val(i, val);
     int rc = cairn_put(ld.db, NULL, key, KEY_BYTES, val, VAL_BYTES, NULL);
     if (rc != 0) {
@@ -838,7 +692,7 @@ static int load_cairn(double *rate)
       return -1;
     }
   }
-  *rate = (double)set.n / secs_since(t0);
+  *rate = (double)set.n / bench_secs_since(t0);
   ld.cairn_ok = true;
   return 0;
 }
@@ -849,24 +703,24 @@ static int load_lmdb(double *rate)
   MDB_txn *txn;
   int rc;
 
-  if (make_subdir("lmdb-mem", ld.lmdb_dir, sizeof ld.lmdb_dir) != 0 ||
+  if (bench_subdir("lmdb-mem", ld.lmdb_dir, sizeof ld.lmdb_dir) != 0 ||
       lm_open(ld.lmdb_dir, MDB_NOSYNC, &ld.lm) != 0)
     return -1;
-  uint64_t t0 = now_ns();
+  uint64_t t0 = bench_now_ns();
   if ((rc = mdb_txn_begin(ld.lm.env, NULL, 0, &txn)) != 0)
-    return lm_fail("mdb_txn_begin", rc);
+    return bench_lm_fail("mdb_txn_begin", rc);
   for (uint64_t i = 0; i < set.n; i++) {
     MDB_val k = { KEY_BYTES, key }, v = { VAL_BYTES, val };
-    make_key(i, key);
+    bench_key(i, key);
     make_val(i, val);
     if ((rc = mdb_put(txn, ld.lm.dbi, &k, &v, 0)) != 0) {
       mdb_txn_abort(txn);
-      return lm_fail("mdb_put", rc);
+      return bench_lm_fail("mdb_put", rc);
     }
   }
   if ((rc = mdb_txn_commit(txn)) != 0)
-    return lm_fail("mdb_txn_commit", rc);
-  *rate = (double)set.n / secs_since(t0);
+    return bench_lm_fail("mdb_txn_commit", rc);
+  *rate = (double)set.n / bench_secs_since(t0);
   ld.lmdb_ok = true;
   return 0;
 }
@@ -875,11 +729,11 @@ static void unload(void)
 {
   if (ld.db != NULL) {
     cairn_close(ld.db);
-    rmrf(ld.cairn_dir);
+    bench_rmrf(ld.cairn_dir);
   }
   if (ld.lm.env != NULL) {
     mdb_env_close(ld.lm.env);
-    rmrf(ld.lmdb_dir);
+    bench_rmrf(ld.lmdb_dir);
   }
   memset(&ld, 0, sizeof ld);
 }
@@ -897,7 +751,7 @@ static int fig_put_memory(void)
     rc = -1;
   }
   print_pair("LMDB (one MDB_NOSYNC txn)", c, p);
-  add_row("put memory, 1 thr vs LMDB", "ops/s", c, p, GOAL_RATIO_GE, 2);
+  bench_row("put memory, 1 thr vs LMDB", "ops/s", c, p, GOAL_RATIO_GE, 2);
   return rc;
 }
 
@@ -907,7 +761,7 @@ static void work_cairn_get(struct run *r, struct worker *w)
   pthread_barrier_wait(&r->bar);
   while (!atomic_load_explicit(&r->stop, memory_order_relaxed)) {
     cairn_value v;
-    make_key(rand_index(&w->seed, set.n), key);
+    bench_key(bench_rand(&w->seed, set.n), key);
     int rc = cairn_get(r->db, NULL, key, KEY_BYTES, &v);
     if (rc != 0) {
       worker_fail(w, "cairn_get", cairn_strerror(rc));
@@ -932,7 +786,7 @@ static void work_lmdb_get(struct run *r, struct worker *w)
   }
   while (!atomic_load_explicit(&r->stop, memory_order_relaxed)) {
     MDB_val k = { KEY_BYTES, key }, v;
-    make_key(rand_index(&w->seed, set.n), key);
+    bench_key(bench_rand(&w->seed, set.n), key);
     if ((rc = mdb_get(txn, r->lm.dbi, &k, &v)) != 0) {
       worker_fail(w, "mdb_get", mdb_strerror(rc));
       break;
@@ -981,7 +835,7 @@ static int get_row(unsigned nthreads)
   c = c < 0 ? -1 : c;
   p = p < 0 ? -1 : p;
   print_pair_as(nthreads == 1 ? "1 thread: " : "2 threads: ", "LMDB", c, p);
-  add_row(nthreads == 1 ? "get random, 1 thr vs LMDB" :
+  bench_row(nthreads == 1 ? "get random, 1 thr vs LMDB" :
           "get random, 2 thr vs LMDB", "ops/s", c, p, GOAL_RATIO_GE, 3);
   return rc;
 }
@@ -1029,11 +883,11 @@ static int recovery_fill(cairn *db)
 
   sem_init(&win.sem, 0, RECOVERY_WINDOW);
   for (uint64_t i = 0; i < set.n && rc == 0; i++) {
-    if (sem_wait_bounded(&win.sem) != 0) {
+    if (bench_sem_wait(&win.sem) != 0) {
       fprintf(stderr, "cairn-bench: async put: no completion\n");
       return -1;   /* the semaphore may still be posted: leak it */
     }
-    make_key(i, key);
+    bench_key(i, key);
     make_val(i, val);
     rc = cairn_put(db, NULL, key, KEY_BYTES, val, VAL_BYTES, &wr);
     if (rc != 0) {
@@ -1042,7 +896,7 @@ static int recovery_fill(cairn *db)
     }
   }
   for (unsigned k = 0; k < RECOVERY_WINDOW; k++) {
-    if (sem_wait_bounded(&win.sem) != 0) {
+    if (bench_sem_wait(&win.sem) != 0) {
       fprintf(stderr, "cairn-bench: async put: completion lost\n");
       return -1;
     }
@@ -1061,10 +915,10 @@ static int recovery_open(const char *dir, double *secs, uint64_t *records)
 {
   cairn *db;
   struct cairn_stats st;
-  uint64_t t0 = now_ns();
+  uint64_t t0 = bench_now_ns();
   if (cn_open(dir, CAIRN_DURABILITY_INTERVAL, &db) != 0)
     return -1;
-  *secs = secs_since(t0);
+  *secs = bench_secs_since(t0);
   int rc = cairn_stats(db, &st);
   if (rc == 0) {
     *records = st.recovered_records;
@@ -1085,7 +939,7 @@ static int fig_recovery(void)
   uint64_t records = 0;
   int rc = -1;
 
-  if (make_subdir("cairn-recovery", dir, sizeof dir) != 0)
+  if (bench_subdir("cairn-recovery", dir, sizeof dir) != 0)
     goto out;
   /* A clean close checkpoints, leaving nothing to replay: the writer is a
    * child that syncs the log and exits without closing, as a crash would
@@ -1097,9 +951,9 @@ static int fig_recovery(void)
   if (pid == 0) {
     if (cn_open(dir, CAIRN_DURABILITY_INTERVAL, &db) != 0)
       _exit(1);
-    uint64_t t0 = now_ns();
+    uint64_t t0 = bench_now_ns();
     rc = recovery_fill(db);
-    double fill = secs_since(t0);
+    double fill = bench_secs_since(t0);
     if (rc == 0 && cairn_sync(db) == 0 && cairn_stats(db, &st) == 0)
       printf("  wrote %" PRIu64 " records in %.2f s (interval durability): "
              "%" PRIu64 " log bytes in %" PRIu64 " frames; exited without "
@@ -1112,14 +966,14 @@ static int fig_recovery(void)
       WEXITSTATUS(status) != 0)
     goto out;
   printf("  data directory: %" PRIu64 " bytes (%.1f per record)\n",
-         dir_bytes(dir), (double)dir_bytes(dir) / (double)set.n);
+         bench_dir_bytes(dir, false), (double)bench_dir_bytes(dir, false) / (double)set.n);
   rc = recovery_open(dir, &secs, &records);
   if (rc == 0 && records < set.n)
     printf("  note: fewer records replayed than written; the rate counts "
            "replayed records only\n");
 out:
-  rmrf(dir);
-  add_row("recovery (warm cache)", "rec/s",
+  bench_rmrf(dir);
+  bench_row("recovery (warm cache)", "rec/s",
           rc == 0 && secs > 0 ? (double)records / secs : -1, -1,
           GOAL_CAIRN_GE, 2e6);
   return rc;
@@ -1158,7 +1012,7 @@ static void mem_child(const char *dir, int fd)
     rep.rss_before = rss_bytes();
     rep.err = 0;
     for (uint64_t i = 0; i < set.n && rep.err == 0; i++) {
-      make_key(i, key);
+      bench_key(i, key);
       make_val(i, val);
       rep.err = cairn_put(db, NULL, key, KEY_BYTES, val, VAL_BYTES, NULL);
     }
@@ -1187,7 +1041,7 @@ static struct {
 static int mem_spawn(void)
 {
   int go[2], rep[2];
-  if (make_subdir("cairn-memory", kid.dir, sizeof kid.dir) != 0 ||
+  if (bench_subdir("cairn-memory", kid.dir, sizeof kid.dir) != 0 ||
       pipe(go) != 0)
     return -1;
   if (pipe(rep) != 0) {
@@ -1254,8 +1108,8 @@ static int fig_memory(void)
          (double)rep.memory_bytes / (double)set.n);
   rc = 0;
 out:
-  rmrf(kid.dir);
-  add_row("memory overhead per entry", "bytes", rc == 0 ? per : -1, -1,
+  bench_rmrf(kid.dir);
+  bench_row("memory overhead per entry", "bytes", rc == 0 ? per : -1, -1,
           GOAL_CAIRN_LE, 40);
   return rc;
 }
@@ -1263,62 +1117,6 @@ out:
 /* ------------------------------------------------------------------------
  * Summary
  * --------------------------------------------------------------------- */
-
-static void fmt_num(char *buf, size_t cap, double v)
-{
-  if (v < 0)
-    snprintf(buf, cap, "-");
-  else if (v >= 1e6)
-    snprintf(buf, cap, "%.2fM", v / 1e6);
-  else if (v >= 1e4)
-    snprintf(buf, cap, "%.1fk", v / 1e3);
-  else
-    snprintf(buf, cap, "%.1f", v);
-}
-
-static void print_row(const struct row *r)
-{
-  char c[32], p[32], ratio[32] = "-", goal[32] = "-";
-  const char *met = "-";
-
-  fmt_num(c, sizeof c, r->cairn);
-  fmt_num(p, sizeof p, r->peer);
-  if (r->cairn >= 0 && r->peer > 0)
-    snprintf(ratio, sizeof ratio, "%.2f", r->cairn / r->peer);
-  switch (r->kind) {
-  case GOAL_RATIO_GE:
-    snprintf(goal, sizeof goal, ">= %gx", r->goal);
-    if (r->cairn >= 0 && r->peer > 0)
-      met = r->cairn / r->peer >= r->goal ? "yes" : "NO";
-    break;
-  case GOAL_CAIRN_GE:
-    fmt_num(goal + 3, sizeof goal - 3, r->goal);
-    memcpy(goal, ">= ", 3);
-    if (r->cairn >= 0)
-      met = r->cairn >= r->goal ? "yes" : "NO";
-    break;
-  case GOAL_CAIRN_LE:
-    fmt_num(goal + 3, sizeof goal - 3, r->goal);
-    memcpy(goal, "<= ", 3);
-    if (r->cairn >= 0)
-      met = r->cairn <= r->goal ? "yes" : "NO";
-    break;
-  case GOAL_NONE:
-    break;
-  }
-  if (r->failed)
-    met = "FAILED";
-  printf("%-30s %-6s %10s %10s %7s %9s %6s\n", r->name, r->unit, c, p,
-         ratio, goal, met);
-}
-
-static void print_summary(void)
-{
-  printf("\n%-30s %-6s %10s %10s %7s %9s %6s\n", "figure", "unit", "cairn",
-         "peer", "ratio", "goal", "met?");
-  for (unsigned i = 0; i < rows_used; i++)
-    print_row(&rows[i]);
-}
 
 /* ------------------------------------------------------------------------
  * Command line
@@ -1343,33 +1141,6 @@ static void usage(FILE *f)
     "  -k, --keep             keep the data directory\n"
     "  -h, --help             this text\n"
     "  -V, --version          the version\n");
-}
-
-static int parse_u64(const char *s, uint64_t *out)
-{
-  char *end;
-  errno = 0;
-  unsigned long long v = strtoull(s, &end, 10);
-  if (errno != 0 || end == s || s[0] == '-')
-    return -1;
-  if (*end == 'k' || *end == 'K')
-    v *= 1000, end++;
-  else if (*end == 'm' || *end == 'M')
-    v *= 1000000, end++;
-  if (*end != '\0' || v == 0)
-    return -1;
-  *out = v;
-  return 0;
-}
-
-static int parse_secs(const char *s, double *out)
-{
-  char *end;
-  double v = strtod(s, &end);
-  if (end == s || *end != '\0' || !(v > 0 && v < 3600))
-    return -1;
-  *out = v;
-  return 0;
 }
 
 static int parse_only(const char *arg)
@@ -1398,7 +1169,7 @@ static int parse_only(const char *arg)
 static int parse_count(const char *s, unsigned max, unsigned *out)
 {
   uint64_t v;
-  if (parse_u64(s, &v) != 0 || v > max)
+  if (bench_parse_u64(s, &v) != 0 || v > max)
     return -1;
   *out = (unsigned)v;
   return 0;
@@ -1421,10 +1192,10 @@ static int parse_args(int argc, char **argv)
   while ((c = getopt_long(argc, argv, "n:s:r:p:t:i:S:d:o:UkhV", longs,
                           NULL)) != -1) {
     switch (c) {
-    case 'n': bad |= parse_u64(optarg, &set.n); break;
-    case 's': bad |= parse_secs(optarg, &set.seconds); break;
-    case 'r': bad |= parse_secs(optarg, &set.read_seconds); break;
-    case 'p': bad |= parse_secs(optarg, &set.probe_seconds); break;
+    case 'n': bad |= bench_parse_u64(optarg, &set.n); break;
+    case 's': bad |= bench_parse_secs(optarg, &set.seconds); break;
+    case 'r': bad |= bench_parse_secs(optarg, &set.read_seconds); break;
+    case 'p': bad |= bench_parse_secs(optarg, &set.probe_seconds); break;
     case 't': bad |= parse_count(optarg, THREADS_MAX, &set.threads); break;
     case 'i': bad |= parse_count(optarg, INFLIGHT_MAX, &set.inflight); break;
     case 'S': bad |= parse_count(optarg, THREADS_MAX, &set.submitters);
@@ -1457,20 +1228,20 @@ static int parse_args(int argc, char **argv)
 static int make_data_dir(void)
 {
   struct statfs sf;
-  int len = snprintf(data_dir, sizeof data_dir, "%s/cairn-bench.XXXXXX",
+  int len = snprintf(bench_dir, sizeof bench_dir, "%s/cairn-bench.XXXXXX",
                      set.parent);
-  if (len < 0 || (size_t)len >= sizeof data_dir - 256)
+  if (len < 0 || (size_t)len >= sizeof bench_dir - 256)
     return -1;
-  if (mkdtemp(data_dir) == NULL) {
-    fprintf(stderr, "cairn-bench: mkdtemp %s: %s\n", data_dir,
+  if (mkdtemp(bench_dir) == NULL) {
+    fprintf(stderr, "cairn-bench: mkdtemp %s: %s\n", bench_dir,
             strerror(errno));
     return -1;
   }
-  if (statfs(data_dir, &sf) == 0 &&
+  if (statfs(bench_dir, &sf) == 0 &&
       (sf.f_type == TMPFS_MAGIC || sf.f_type == RAMFS_MAGIC))
     fprintf(stderr, "cairn-bench: WARNING: %s is on tmpfs/ramfs, where "
             "fdatasync is free; durable figures mean nothing there\n",
-            data_dir);
+            bench_dir);
   return 0;
 }
 
@@ -1496,6 +1267,8 @@ int main(int argc, char **argv)
 {
   int failures = 0;
 
+  bench_prog = "cairn-bench";
+
   if (parse_args(argc, argv) != 0)
     return EXIT_FAILURE;
   if (make_data_dir() != 0)
@@ -1504,7 +1277,7 @@ int main(int argc, char **argv)
     fprintf(stderr, "cairn-bench: cannot fork the memory child\n");
   printf("cairn-bench %s: n=%" PRIu64 ", %u threads, %u in flight, "
          "%.1f s per durable figure, data in %s\n", CAIRN_VERSION_STRING,
-         set.n, set.threads, set.inflight, set.seconds, data_dir);
+         set.n, set.threads, set.inflight, set.seconds, bench_dir);
   for (int f = 0; f < FIG_COUNT; f++) {
     if (!set.only[f])
       continue;
@@ -1513,11 +1286,10 @@ int main(int argc, char **argv)
       unload();
     printf("\n[%d] %s\n", f + 1, fig_titles[f]);
     fflush(stdout);
-    unsigned first_row = rows_used;
+    unsigned first_row = bench_rows();
     if (figs[f]() != 0) {
       failures++;
-      for (unsigned i = first_row; i < rows_used; i++)
-        rows[i].failed = true;
+      bench_rows_failed_from(first_row);
       printf("  (figure %s had errors; see stderr)\n", fig_names[f]);
     }
     fflush(stdout);
@@ -1525,12 +1297,12 @@ int main(int argc, char **argv)
   unload();
   if (kid.pid > 0)
     mem_reap(false, NULL);
-  print_summary();
+  bench_print_rows();
   printf("\nratios are only comparable within one run: the machine is "
          "shared and noisy\n");
   if (!set.keep)
-    rmrf(data_dir);
+    bench_rmrf(bench_dir);
   else
-    printf("data kept in %s\n", data_dir);
+    printf("data kept in %s\n", bench_dir);
   return failures == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

@@ -50,9 +50,10 @@
 
 #include <lmdb.h>
 
+#include "benchutil.h"
 #include "cairn.h"
 
-#define KEY_BYTES        16u
+#define KEY_BYTES        BENCH_KEY_BYTES
 #define VAL_BYTES        100u
 #define THREADS_MAX      64u
 #define LOAD_WINDOW      4096u      /* async puts in flight while loading */
@@ -98,63 +99,9 @@ static struct settings {
   .get_threads = { 2, { 1, 2 } }, .put_threads = { 3, { 1, 2, 4 } },
 };
 
-enum goal_kind { GOAL_NONE, GOAL_RATIO_GE, GOAL_RATIO_LE };
-
-struct row {
-  char name[48];
-  const char *unit;
-  double cairn, peer;     /* < 0: not measured */
-  enum goal_kind kind;
-  double goal;
-  bool failed;
-};
-
-#define ROWS_MAX 24
-static struct row rows[ROWS_MAX];
-static unsigned rows_used;
-
-static char data_dir[4096];
-
 /* ------------------------------------------------------------------------
- * Small helpers (as in cairn-bench.c, so both load the same data)
+ * Values (keys and the rest: benchutil.c, shared with cairn-bench)
  * --------------------------------------------------------------------- */
-
-static uint64_t now_ns(void)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static double secs_since(uint64_t t0)
-{
-  return (double)(now_ns() - t0) / 1e9;
-}
-
-static void sleep_secs(double s)
-{
-  struct timespec ts = { (time_t)s, (long)((s - (double)(time_t)s) * 1e9) };
-  while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-    ;
-}
-
-/* splitmix64's finaliser: a bijection, so distinct indices give distinct
- * keys, in an order unrelated to the index. */
-static uint64_t mix64(uint64_t x)
-{
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
-
-static void make_key(uint64_t idx, char key[KEY_BYTES])
-{
-  static const char hex[] = "0123456789abcdef";
-  uint64_t m = mix64(idx);
-  for (unsigned i = 0; i < KEY_BYTES; i++, m >>= 4)
-    key[i] = hex[m & 0xf];
-}
 
 /* Random base64 text drawn from the index (LZ4 cannot shrink it), stamped
  * with the index; gen changes the text, so updates write new bytes. */
@@ -162,14 +109,14 @@ static void make_val_gen(uint64_t idx, uint64_t gen, char val[VAL_BYTES])
 {
   static const char b64[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  /* A counter through mix64, so every 60 bits are fresh: values LZ4
+  /* A counter through bench_mix64, so every 60 bits are fresh: values LZ4
    * cannot shrink (mixing what was left of the last word kept 4 bits of
    * state, and values repeated). */
   uint64_t seed = idx ^ 0x5eed5eed5eedull ^ (gen * 0x9e3779b97f4a7c15ull);
   uint64_t m = 0;
   for (unsigned i = 8; i < VAL_BYTES; i++) {
     if ((i - 8) % 10 == 0)
-      m = mix64(seed += 0x9e3779b97f4a7c15ull);
+      m = bench_mix64(seed += 0x9e3779b97f4a7c15ull);
     val[i] = b64[m & 63];
     m >>= 6;
   }
@@ -181,78 +128,9 @@ static void make_val(uint64_t idx, char val[VAL_BYTES])
   make_val_gen(idx, 0, val);
 }
 
-/* xorshift64*: a per-thread stream of indices in [0, n). */
-static uint64_t rand_index(uint64_t *s, uint64_t n)
-{
-  *s ^= *s >> 12;
-  *s ^= *s << 25;
-  *s ^= *s >> 27;
-  return (uint64_t)(((unsigned __int128)(*s * 0x2545f4914f6cdd1dull) * n)
-                    >> 64);
-}
-
 static double rand_unit(uint64_t *s)
 {
-  return (double)(rand_index(s, 1ull << 53)) / (double)(1ull << 53);
-}
-
-static int make_subdir(const char *name, char *out, size_t cap)
-{
-  int len = snprintf(out, cap, "%s/%s", data_dir, name);
-  if (len < 0 || (size_t)len >= cap)
-    return -ENAMETOOLONG;
-  if (mkdir(out, 0755) != 0 && errno != EEXIST)
-    return -errno;
-  return 0;
-}
-
-static int rm_entry(const char *path, const struct stat *st, int flag,
-                    struct FTW *ftw)
-{
-  (void)st; (void)flag; (void)ftw;
-  if (remove(path) != 0)
-    fprintf(stderr, "ckpt-bench: remove %s: %s\n", path, strerror(errno));
-  return 0;
-}
-
-static void rmrf(const char *path)
-{
-  nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-static uint64_t du_bytes;
-static int du_entry(const char *path, const struct stat *st, int flag,
-                    struct FTW *ftw)
-{
-  (void)path; (void)ftw;
-  if (flag == FTW_F)
-    du_bytes += (uint64_t)st->st_blocks * 512u;
-  return 0;
-}
-
-/* Bytes allocated on disk under path (sparse files count what they use). */
-static uint64_t dir_bytes(const char *path)
-{
-  du_bytes = 0;
-  nftw(path, du_entry, 16, FTW_PHYS);
-  return du_bytes;
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-  return x < y ? -1 : x > y;
-}
-
-static void add_row(const char *name, const char *unit, double cairn,
-                    double peer, enum goal_kind kind, double goal)
-{
-  if (rows_used == ROWS_MAX)
-    return;
-  struct row *r = &rows[rows_used++];
-  *r = (struct row){ .unit = unit, .cairn = cairn, .peer = peer,
-                     .kind = kind, .goal = goal };
-  snprintf(r->name, sizeof r->name, "%s", name);
+  return (double)(bench_rand(s, 1ull << 53)) / (double)(1ull << 53);
 }
 
 /* The data's key+value bytes; the memory budget is a quarter of it. */
@@ -265,12 +143,6 @@ static uint64_t budget_bytes(void)
  * cairn: opening and loading
  * --------------------------------------------------------------------- */
 
-static void cairn_log_quiet(void *arg, int level, const char *msg)
-{
-  (void)arg;
-  fprintf(stderr, "cairn[%d]: %s\n", level, msg);
-}
-
 /* Open dir with the budget; no_auto_ckpt leaves checkpoints to explicit
  * calls (and to memory pressure), so that a figure controls when one runs. */
 static int cn_open(const char *dir, uint64_t max_memory, bool no_auto_ckpt,
@@ -280,7 +152,7 @@ static int cn_open(const char *dir, uint64_t max_memory, bool no_auto_ckpt,
   cairn_options_init(&opt);
   opt.durability = CAIRN_DURABILITY_FSYNC;
   opt.max_memory = max_memory;
-  opt.log_fn = cairn_log_quiet;
+  opt.log_fn = bench_cairn_log;
   opt.log_level = CAIRN_LOG_WARN;
   if (no_auto_ckpt) {
     opt.checkpoint_bytes = 1ull << 42;
@@ -307,18 +179,6 @@ static void on_window_done(void *arg, int rc, uint64_t lsn)
   sem_post(&win->sem);
 }
 
-static int sem_wait_bounded(sem_t *s)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  ts.tv_sec += DRAIN_TIMEOUT_S;
-  while (sem_timedwait(s, &ts) != 0) {
-    if (errno != EINTR)
-      return -1;
-  }
-  return 0;
-}
-
 /* Write count records with INTERVAL durability, LOAD_WINDOW in flight: the
  * indices first, first+1, ... (mod n) when seq, else random ones.  gen
  * picks the values' text.  Stops early once the log has grown by
@@ -330,7 +190,7 @@ static int cn_write(cairn *db, uint64_t first, uint64_t count, bool seq,
   cairn_write wr = { .durability = CAIRN_DURABILITY_INTERVAL,
                      .done = on_window_done, .done_arg = &win };
   char key[KEY_BYTES], val[VAL_BYTES];
-  uint64_t seed = mix64(first ^ gen) | 1, log0 = 0;
+  uint64_t seed = bench_mix64(first ^ gen) | 1, log0 = 0;
   struct cairn_stats st;
   int rc = 0;
 
@@ -338,12 +198,12 @@ static int cn_write(cairn *db, uint64_t first, uint64_t count, bool seq,
     log0 = st.log_bytes;
   sem_init(&win.sem, 0, LOAD_WINDOW);
   for (uint64_t i = 0; i < count && rc == 0; i++) {
-    if (sem_wait_bounded(&win.sem) != 0) {
+    if (bench_sem_wait(&win.sem) != 0) {
       fprintf(stderr, "ckpt-bench: async put: no completion\n");
       return -1;   /* the semaphore may still be posted: leak it */
     }
-    uint64_t idx = seq ? (first + i) % set.n : rand_index(&seed, set.n);
-    make_key(idx, key);
+    uint64_t idx = seq ? (first + i) % set.n : bench_rand(&seed, set.n);
+    bench_key(idx, key);
     make_val_gen(idx, gen, val);
     rc = cairn_put(db, NULL, key, KEY_BYTES, val, VAL_BYTES, &wr);
     if (rc != 0) {
@@ -355,7 +215,7 @@ static int cn_write(cairn *db, uint64_t first, uint64_t count, bool seq,
       break;
   }
   for (unsigned k = 0; k < LOAD_WINDOW; k++) {
-    if (sem_wait_bounded(&win.sem) != 0) {
+    if (bench_sem_wait(&win.sem) != 0) {
       fprintf(stderr, "ckpt-bench: async put: completion lost\n");
       return -1;
     }
@@ -387,23 +247,23 @@ static int cn_load(const char *dir)
   cairn *db;
   if (cn_open(dir, budget_bytes(), false, &db) != 0)
     return -1;
-  uint64_t t0 = now_ns();
+  uint64_t t0 = bench_now_ns();
   int rc = cn_write(db, 0, set.n, true, 0, 0);
-  double put_s = secs_since(t0);
-  uint64_t t1 = now_ns();
+  double put_s = bench_secs_since(t0);
+  uint64_t t1 = bench_now_ns();
   if (rc == 0 && (rc = cairn_checkpoint(db)) != 0)
     fprintf(stderr, "ckpt-bench: cairn_checkpoint: %s\n",
             cairn_strerror(rc));
-  double ck_s = secs_since(t1);
+  double ck_s = bench_secs_since(t1);
   if (rc == 0) {
     printf("  cairn: %" PRIu64 " puts (interval durability) in %.1f s, "
            "final checkpoint %.1f s\n", set.n, put_s, ck_s);
     print_cn_stats("after load", db);
   }
-  t1 = now_ns();
+  t1 = bench_now_ns();
   cairn_close(db);
-  printf("  cairn: close %.2f s; data directory %.0f MiB\n", secs_since(t1),
-         dir_bytes(dir) / 1048576.0);
+  printf("  cairn: close %.2f s; data directory %.0f MiB\n", bench_secs_since(t1),
+         bench_dir_bytes(dir, true) / 1048576.0);
   return rc == 0 ? 0 : -1;
 }
 
@@ -417,12 +277,6 @@ struct lm {
   size_t map;
 };
 
-static int lm_fail(const char *what, int rc)
-{
-  fprintf(stderr, "ckpt-bench: %s: %s\n", what, mdb_strerror(rc));
-  return -1;
-}
-
 static int lm_open(const char *dir, unsigned flags, struct lm *lm)
 {
   MDB_txn *txn;
@@ -430,19 +284,19 @@ static int lm_open(const char *dir, unsigned flags, struct lm *lm)
   int rc;
 
   if ((rc = mdb_env_create(&lm->env)) != 0)
-    return lm_fail("mdb_env_create", rc);
+    return bench_lm_fail("mdb_env_create", rc);
   if ((rc = mdb_env_set_mapsize(lm->env, LMDB_MAP_INITIAL)) != 0 ||
       (rc = mdb_env_open(lm->env, dir, flags | MDB_NORDAHEAD, 0644)) != 0 ||
       (rc = mdb_txn_begin(lm->env, NULL, 0, &txn)) != 0) {
     mdb_env_close(lm->env);
     lm->env = NULL;
-    return lm_fail("mdb_env_open", rc);
+    return bench_lm_fail("mdb_env_open", rc);
   }
   if ((rc = mdb_dbi_open(txn, NULL, 0, &lm->dbi)) != 0 ||
       (rc = mdb_txn_commit(txn)) != 0) {
     mdb_env_close(lm->env);
     lm->env = NULL;
-    return lm_fail("mdb_dbi_open", rc);
+    return bench_lm_fail("mdb_dbi_open", rc);
   }
   mdb_env_info(lm->env, &ei);
   lm->map = ei.me_mapsize;
@@ -484,13 +338,13 @@ static int lm_put_batch(struct lm *lm, const struct skey *keys, uint64_t from,
 static int lm_load(struct lm *lm)
 {
   struct skey *keys = malloc(set.n * sizeof *keys);
-  uint64_t t0 = now_ns();
+  uint64_t t0 = bench_now_ns();
   int rc = 0;
 
   if (keys == NULL)
     return -1;
   for (uint64_t i = 0; i < set.n; i++) {
-    make_key(i, keys[i].key);
+    bench_key(i, keys[i].key);
     keys[i].idx = i;
   }
   qsort(keys, set.n, sizeof *keys, cmp_skey);
@@ -506,11 +360,11 @@ static int lm_load(struct lm *lm)
   }
   free(keys);
   if (rc != 0)
-    return lm_fail("LMDB load", rc);
+    return bench_lm_fail("LMDB load", rc);
   if ((rc = mdb_env_sync(lm->env, 1)) != 0)
-    return lm_fail("mdb_env_sync", rc);
+    return bench_lm_fail("mdb_env_sync", rc);
   printf("  LMDB: %" PRIu64 " puts (sorted, MDB_APPEND, %u per NOSYNC txn) "
-         "in %.1f s; map %.0f MiB\n", set.n, LMDB_BATCH, secs_since(t0),
+         "in %.1f s; map %.0f MiB\n", set.n, LMDB_BATCH, bench_secs_since(t0),
          lm->map / 1048576.0);
   return 0;
 }
@@ -572,7 +426,7 @@ static struct worker *start_workers(struct run *r, unsigned nthreads)
   for (unsigned i = 0; i < nthreads; i++) {
     ws[i].run = r;
     ws[i].id = i;
-    ws[i].seed = mix64(i * 1000003u + 17 + now_ns()) | 1;
+    ws[i].seed = bench_mix64(i * 1000003u + 17 + bench_now_ns()) | 1;
     if (pthread_create(&ws[i].tid, NULL, worker_main, &ws[i]) != 0) {
       /* The barrier counts on every thread; without them, give up. */
       fprintf(stderr, "ckpt-bench: pthread_create failed\n");
@@ -609,10 +463,10 @@ static int run_timed(struct run *r, unsigned nthreads, double secs,
   struct worker *ws = start_workers(r, nthreads);
   if (ws == NULL)
     return -1;
-  uint64_t t0 = now_ns();
-  sleep_secs(secs);
+  uint64_t t0 = bench_now_ns();
+  bench_sleep(secs);
   int rc = stop_workers(r, ws, nthreads, &ops);
-  *rate = (double)ops / secs_since(t0);
+  *rate = (double)ops / bench_secs_since(t0);
   free(ws);
   return rc;
 }
@@ -622,7 +476,7 @@ static int run_timed(struct run *r, unsigned nthreads, double secs,
  * --------------------------------------------------------------------- */
 
 /* YCSB's zipfian generator (Gray et al.), rank 0 the hottest.  Ranks are
- * used as indices directly: make_key scatters them over the key space.
+ * used as indices directly: bench_key scatters them over the key space.
  * Samples are drawn per get, not precomputed: a recycled sample buffer
  * would shrink the set of keys touched, and flatter a cache. */
 struct zipf {
@@ -656,7 +510,7 @@ static uint64_t zipf_next(const struct zipf *z, uint64_t *seed)
 static uint64_t next_index(struct run *r, struct worker *w)
 {
   if (r->zipf == NULL)
-    return rand_index(&w->seed, set.n);
+    return bench_rand(&w->seed, set.n);
   return zipf_next(r->zipf, &w->seed);
 }
 
@@ -666,7 +520,7 @@ static void work_cairn_get(struct run *r, struct worker *w)
   pthread_barrier_wait(&r->bar);
   while (!atomic_load_explicit(&r->stop, memory_order_relaxed)) {
     cairn_value v;
-    make_key(next_index(r, w), key);
+    bench_key(next_index(r, w), key);
     int rc = cairn_get(r->db, NULL, key, KEY_BYTES, &v);
     if (rc != 0) {
       worker_fail(w, "cairn_get", cairn_strerror(rc));
@@ -691,7 +545,7 @@ static void work_lmdb_get(struct run *r, struct worker *w)
   }
   while (!atomic_load_explicit(&r->stop, memory_order_relaxed)) {
     MDB_val k = { KEY_BYTES, key }, v;
-    make_key(next_index(r, w), key);
+    bench_key(next_index(r, w), key);
     if ((rc = mdb_get(txn, r->lm->dbi, &k, &v)) != 0) {
       worker_fail(w, "mdb_get", mdb_strerror(rc));
       break;
@@ -752,7 +606,7 @@ static int get_row(const char *fig, const struct zipf *zipf, unsigned nthreads,
          nthreads, nthreads == 1 ? "" : "s", c, p, p > 0 ? c / p : 0.0);
   print_hits(&a, &b);
   snprintf(name, sizeof name, "%s, %u thr vs LMDB", fig, nthreads);
-  add_row(name, "ops/s", rc == 0 ? c : -1, rc == 0 ? p : -1, GOAL_RATIO_GE,
+  bench_row(name, "ops/s", rc == 0 ? c : -1, rc == 0 ? p : -1, GOAL_RATIO_GE,
           goal);
   return rc;
 }
@@ -787,13 +641,13 @@ static int fig_get_uniform(void)
 static int fig_get_zipf(void)
 {
   struct zipf z;
-  uint64_t t0 = now_ns(), seed = 0x21f5eedull, hot = 0;
+  uint64_t t0 = bench_now_ns(), seed = 0x21f5eedull, hot = 0;
   zipf_init(&z, set.n, ZIPF_THETA);
   for (unsigned i = 0; i < ZIPF_PROBE; i++)
     hot += zipf_next(&z, &seed) < set.n / 5;
   printf("  zipfian theta %.2f over %" PRIu64 " keys (set up in %.1f s): "
          "%.1f%% of gets go to the hottest 20%% of keys\n", ZIPF_THETA,
-         set.n, secs_since(t0), 100.0 * (double)hot / ZIPF_PROBE);
+         set.n, bench_secs_since(t0), 100.0 * (double)hot / ZIPF_PROBE);
   return fig_get("get zipf 0.99", &z, 2);
 }
 
@@ -816,17 +670,17 @@ static void work_cairn_put_lat(struct run *r, struct worker *w)
   }
   while (!atomic_load_explicit(&r->stop, memory_order_relaxed) &&
          w->lat_n < LAT_MAX) {
-    uint64_t i = rand_index(&w->seed, set.n);
-    make_key(i, key);
+    uint64_t i = bench_rand(&w->seed, set.n);
+    bench_key(i, key);
     make_val_gen(i, 7, val);
-    uint64_t t = now_ns();
+    uint64_t t = bench_now_ns();
     int rc = cairn_put(r->db, NULL, key, KEY_BYTES, val, VAL_BYTES, &wr);
     if (rc != 0) {
       worker_fail(w, "cairn_put", cairn_strerror(rc));
       return;
     }
     w->lat_start[w->lat_n] = t;
-    w->lat_ns[w->lat_n++] = now_ns() - t;
+    w->lat_ns[w->lat_n++] = bench_now_ns() - t;
     w->ops++;
   }
 }
@@ -852,7 +706,7 @@ static struct lat lat_collect(struct worker *ws, unsigned nthreads,
       if (ws[i].lat_start[k] >= from && ws[i].lat_start[k] < to)
         all[out.n++] = ws[i].lat_ns[k];
   if (out.n > 0) {
-    qsort(all, out.n, sizeof *all, cmp_u64);
+    qsort(all, out.n, sizeof *all, bench_cmp_u64);
     out.p50_us = (double)all[out.n / 2] / 1e3;
     out.p99_us = (double)all[out.n * 99 / 100] / 1e3;
     out.max_us = (double)all[out.n - 1] / 1e3;
@@ -887,9 +741,9 @@ static int idle_phase(unsigned nthreads, struct lat *out)
   struct worker *ws = start_workers(&r, nthreads);
   if (ws == NULL)
     return -1;
-  uint64_t t0 = now_ns();
-  sleep_secs(set.idle_seconds);
-  uint64_t t1 = now_ns();
+  uint64_t t0 = bench_now_ns();
+  bench_sleep(set.idle_seconds);
+  uint64_t t1 = bench_now_ns();
   int rc = stop_workers(&r, ws, nthreads, &ops);
   cairn_stats(ld.db, &b);
   *out = lat_collect(ws, nthreads, t0, t1);
@@ -907,22 +761,22 @@ static int ckpt_phase(unsigned nthreads, uint64_t gen, struct lat *out)
 {
   struct run r = { .fn = work_cairn_put_lat, .db = ld.db };
   struct cairn_stats a, b;
-  uint64_t ops, t0 = now_ns();
+  uint64_t ops, t0 = bench_now_ns();
 
   if (cn_write(ld.db, 0, set.updates, false, gen, 0) != 0 ||
       cairn_sync(ld.db) != 0)
     return -1;
   cairn_stats(ld.db, &a);
   printf("    %" PRIu64 " updates written and synced in %.1f s; %.0f MiB "
-         "of log since the last checkpoint\n", set.updates, secs_since(t0),
+         "of log since the last checkpoint\n", set.updates, bench_secs_since(t0),
          a.log_bytes_since_checkpoint / 1048576.0);
   struct worker *ws = start_workers(&r, nthreads);
   if (ws == NULL)
     return -1;
-  sleep_secs(0.2);
-  uint64_t c0 = now_ns();
+  bench_sleep(0.2);
+  uint64_t c0 = bench_now_ns();
   int crc = cairn_checkpoint(ld.db);
-  uint64_t c1 = now_ns();
+  uint64_t c1 = bench_now_ns();
   int rc = stop_workers(&r, ws, nthreads, &ops);
   cairn_stats(ld.db, &b);
   *out = lat_collect(ws, nthreads, c0, c1);
@@ -955,10 +809,10 @@ static int fig_interference(void)
       printf("    note: few puts during the checkpoint; raise -u\n");
     snprintf(name, sizeof name, "put p99 in ckpt, %u thr", t);
     bool ok = r1 == 0 && r2 == 0 && idle.n > 0 && during.n > 0;
-    add_row(name, "us", ok ? during.p99_us : -1, ok ? idle.p99_us : -1,
+    bench_row(name, "us", ok ? during.p99_us : -1, ok ? idle.p99_us : -1,
             GOAL_RATIO_LE, 2);
     snprintf(name, sizeof name, "put p50 in ckpt, %u thr", t);
-    add_row(name, "us", ok ? during.p50_us : -1, ok ? idle.p50_us : -1,
+    bench_row(name, "us", ok ? during.p50_us : -1, ok ? idle.p50_us : -1,
             GOAL_NONE, 0);
     rc |= ok ? 0 : -1;
   }
@@ -974,20 +828,20 @@ static int fig_interference(void)
  * (or under memory pressure), so figure 3 knows when one runs. */
 static int load_all(void)
 {
-  if (make_subdir("cairn", ld.cairn_dir, sizeof ld.cairn_dir) != 0 ||
-      make_subdir("lmdb", ld.lmdb_dir, sizeof ld.lmdb_dir) != 0)
+  if (bench_subdir("cairn", ld.cairn_dir, sizeof ld.cairn_dir) != 0 ||
+      bench_subdir("lmdb", ld.lmdb_dir, sizeof ld.lmdb_dir) != 0)
     return -1;
   if (cn_load(ld.cairn_dir) != 0)
     return -1;
-  uint64_t t0 = now_ns();
+  uint64_t t0 = bench_now_ns();
   if (cn_open(ld.cairn_dir, budget_bytes(), true, &ld.db) != 0)
     return -1;
-  printf("  cairn: reopened (cold memory) in %.2f s\n", secs_since(t0));
+  printf("  cairn: reopened (cold memory) in %.2f s\n", bench_secs_since(t0));
   print_cn_stats("after reopen", ld.db);
   if (lm_open(ld.lmdb_dir, MDB_NOSYNC, &ld.lm) != 0 || lm_load(&ld.lm) != 0)
     return -1;
   printf("  LMDB data directory %.0f MiB\n",
-         dir_bytes(ld.lmdb_dir) / 1048576.0);
+         bench_dir_bytes(ld.lmdb_dir, true) / 1048576.0);
   ld.ok = true;
   return 0;
 }
@@ -1027,15 +881,15 @@ static int mode_fill(const char *dir)
    * checkpoint, and the tail would not stay in the log. */
   if (cn_open(dir, 0, true, &db) != 0)
     return -1;
-  uint64_t t0 = now_ns();
+  uint64_t t0 = bench_now_ns();
   if (cn_write(db, 0, UINT64_MAX, false, 1, set.tail_mb * 1000000u) != 0 ||
       cairn_sync(db) != 0 || cairn_stats(db, &st) != 0)
     return -1;
   printf("  tail: %" PRIu64 " records, %.1f MB of log in %.1f s, %" PRIu64
          " checkpoints since reopen, log since checkpoint %.1f MB\n",
-         st.puts, st.log_bytes / 1e6, secs_since(t0), st.checkpoints,
+         st.puts, st.log_bytes / 1e6, bench_secs_since(t0), st.checkpoints,
          st.log_bytes_since_checkpoint / 1e6);
-  printf("  data directory %.0f MiB\n", dir_bytes(dir) / 1048576.0);
+  printf("  data directory %.0f MiB\n", bench_dir_bytes(dir, true) / 1048576.0);
   fflush(stdout);
   _exit(st.checkpoints == 0 ? EXIT_SUCCESS : EXIT_FAILURE);
 }
@@ -1047,10 +901,10 @@ static int mode_open_only(const char *dir)
 {
   struct cairn_stats st;
   cairn *db;
-  uint64_t t0 = now_ns();
+  uint64_t t0 = bench_now_ns();
   if (cn_open(dir, budget_bytes(), false, &db) != 0)
     return -1;
-  double secs = secs_since(t0);
+  double secs = bench_secs_since(t0);
   if (cairn_stats(db, &st) != 0)
     return -1;
   printf("open_seconds=%.6f recovered_records=%" PRIu64 " entries=%" PRIu64
@@ -1066,7 +920,7 @@ static int mode_resp(void)
 {
   char key[KEY_BYTES], val[VAL_BYTES];
   for (uint64_t i = 0; i < set.n; i++) {
-    make_key(i, key);
+    bench_key(i, key);
     make_val(i, val);
     /* The index bytes are binary; RESP bulk strings take them as is. */
     printf("*3\r\n$3\r\nSET\r\n$%u\r\n", KEY_BYTES);
@@ -1081,52 +935,6 @@ static int mode_resp(void)
 /* ------------------------------------------------------------------------
  * Summary
  * --------------------------------------------------------------------- */
-
-static void fmt_num(char *buf, size_t cap, double v)
-{
-  if (v < 0)
-    snprintf(buf, cap, "-");
-  else if (v >= 1e6)
-    snprintf(buf, cap, "%.2fM", v / 1e6);
-  else if (v >= 1e4)
-    snprintf(buf, cap, "%.1fk", v / 1e3);
-  else
-    snprintf(buf, cap, "%.1f", v);
-}
-
-static void print_row(const struct row *r)
-{
-  char c[32], p[32], ratio[32] = "-", goal[32] = "-";
-  const char *met = "-";
-  bool both = r->cairn >= 0 && r->peer > 0;
-  double q = both ? r->cairn / r->peer : 0;
-
-  fmt_num(c, sizeof c, r->cairn);
-  fmt_num(p, sizeof p, r->peer);
-  if (both)
-    snprintf(ratio, sizeof ratio, "%.2f", q);
-  if (r->kind == GOAL_RATIO_GE) {
-    snprintf(goal, sizeof goal, ">= %gx", r->goal);
-    met = !both ? "-" : q >= r->goal ? "yes" : "NO";
-  } else if (r->kind == GOAL_RATIO_LE) {
-    snprintf(goal, sizeof goal, "<= %gx", r->goal);
-    met = !both ? "-" : q <= r->goal ? "yes" : "NO";
-  }
-  if (r->failed)
-    met = "FAILED";
-  printf("%-30s %-6s %10s %10s %7s %9s %6s\n", r->name, r->unit, c, p,
-         ratio, goal, met);
-}
-
-static void print_summary(void)
-{
-  printf("\n%-30s %-6s %10s %10s %7s %9s %6s\n", "figure", "unit", "cairn",
-         "peer", "ratio", "goal", "met?");
-  for (unsigned i = 0; i < rows_used; i++)
-    print_row(&rows[i]);
-  printf("(peer: LMDB for gets; for put p50/p99, the same puts with no "
-         "checkpoint running)\n");
-}
 
 /* ------------------------------------------------------------------------
  * Command line
@@ -1155,33 +963,6 @@ static void usage(FILE *f)
     "  -h, --help / -V, --version\n");
 }
 
-static int parse_u64(const char *s, uint64_t *out)
-{
-  char *end;
-  errno = 0;
-  unsigned long long v = strtoull(s, &end, 10);
-  if (errno != 0 || end == s || s[0] == '-')
-    return -1;
-  if (*end == 'k' || *end == 'K')
-    v *= 1000, end++;
-  else if (*end == 'm' || *end == 'M')
-    v *= 1000000, end++;
-  if (*end != '\0' || v == 0)
-    return -1;
-  *out = v;
-  return 0;
-}
-
-static int parse_secs(const char *s, double *out)
-{
-  char *end;
-  double v = strtod(s, &end);
-  if (end == s || *end != '\0' || !(v > 0 && v < 3600))
-    return -1;
-  *out = v;
-  return 0;
-}
-
 static int parse_list(const char *arg, struct list *out)
 {
   char buf[128];
@@ -1192,7 +973,7 @@ static int parse_list(const char *arg, struct list *out)
   for (char *save, *tok = strtok_r(buf, ",", &save); tok != NULL;
        tok = strtok_r(NULL, ",", &save)) {
     uint64_t v;
-    if (out->n == LIST_MAX || parse_u64(tok, &v) != 0 || v > THREADS_MAX)
+    if (out->n == LIST_MAX || bench_parse_u64(tok, &v) != 0 || v > THREADS_MAX)
       return -1;
     out->v[out->n++] = (unsigned)v;
   }
@@ -1244,11 +1025,11 @@ static int parse_args(int argc, char **argv, enum mode *mode,
   while ((c = getopt_long(argc, argv, "n:r:w:I:u:g:T:d:o:khV", longs,
                           NULL)) != -1) {
     switch (c) {
-    case 'n': bad |= parse_u64(optarg, &set.n); break;
-    case 'r': bad |= parse_secs(optarg, &set.read_seconds); break;
-    case 'w': bad |= parse_secs(optarg, &set.warm_seconds); break;
-    case 'I': bad |= parse_secs(optarg, &set.idle_seconds); break;
-    case 'u': bad |= parse_u64(optarg, &set.updates); break;
+    case 'n': bad |= bench_parse_u64(optarg, &set.n); break;
+    case 'r': bad |= bench_parse_secs(optarg, &set.read_seconds); break;
+    case 'w': bad |= bench_parse_secs(optarg, &set.warm_seconds); break;
+    case 'I': bad |= bench_parse_secs(optarg, &set.idle_seconds); break;
+    case 'u': bad |= bench_parse_u64(optarg, &set.updates); break;
     case 'g': bad |= parse_list(optarg, &set.get_threads); break;
     case 'T': bad |= parse_list(optarg, &set.put_threads); break;
     case 'd': set.parent = optarg; break;
@@ -1257,7 +1038,7 @@ static int parse_args(int argc, char **argv, enum mode *mode,
     case OPT_FILL: *mode = MODE_FILL; *mode_dir = optarg; break;
     case OPT_OPEN_ONLY: *mode = MODE_OPEN_ONLY; *mode_dir = optarg; break;
     case OPT_RESP: *mode = MODE_RESP; break;
-    case OPT_TAIL_MB: bad |= parse_u64(optarg, &set.tail_mb); break;
+    case OPT_TAIL_MB: bad |= bench_parse_u64(optarg, &set.tail_mb); break;
     case 'h': usage(stdout); exit(EXIT_SUCCESS);
     case 'V': printf("ckpt-bench %s\n", CAIRN_VERSION_STRING);
       exit(EXIT_SUCCESS);
@@ -1283,20 +1064,20 @@ static int parse_args(int argc, char **argv, enum mode *mode,
 static int make_data_dir(void)
 {
   struct statfs sf;
-  int len = snprintf(data_dir, sizeof data_dir, "%s/ckpt-bench.XXXXXX",
+  int len = snprintf(bench_dir, sizeof bench_dir, "%s/ckpt-bench.XXXXXX",
                      set.parent);
-  if (len < 0 || (size_t)len >= sizeof data_dir - 256)
+  if (len < 0 || (size_t)len >= sizeof bench_dir - 256)
     return -1;
-  if (mkdtemp(data_dir) == NULL) {
-    fprintf(stderr, "ckpt-bench: mkdtemp %s: %s\n", data_dir,
+  if (mkdtemp(bench_dir) == NULL) {
+    fprintf(stderr, "ckpt-bench: mkdtemp %s: %s\n", bench_dir,
             strerror(errno));
     return -1;
   }
-  if (statfs(data_dir, &sf) == 0 &&
+  if (statfs(bench_dir, &sf) == 0 &&
       (sf.f_type == TMPFS_MAGIC || sf.f_type == RAMFS_MAGIC))
     fprintf(stderr, "ckpt-bench: WARNING: %s is on tmpfs/ramfs, where "
             "fdatasync is free; latency figures mean nothing there\n",
-            data_dir);
+            bench_dir);
   return 0;
 }
 
@@ -1320,7 +1101,7 @@ static int run_bench(void)
   printf("ckpt-bench %s: n=%" PRIu64 " (%.0f MiB of keys+values), cairn "
          "max_memory %.0f MiB, data in %s\n", CAIRN_VERSION_STRING, set.n,
          set.n * (KEY_BYTES + VAL_BYTES) / 1048576.0,
-         budget_bytes() / 1048576.0, data_dir);
+         budget_bytes() / 1048576.0, bench_dir);
   printf("\n[load] cairn: interval durability, checkpoint, close, reopen "
          "cold; LMDB: sorted, MDB_NOSYNC\n");
   fflush(stdout);
@@ -1333,23 +1114,24 @@ static int run_bench(void)
       continue;
     printf("\n[%d] %s\n", f + 1, fig_titles[f]);
     fflush(stdout);
-    unsigned first_row = rows_used;
+    unsigned first_row = bench_rows();
     if (figs[f]() != 0) {
       failures++;
-      for (unsigned i = first_row; i < rows_used; i++)
-        rows[i].failed = true;
+      bench_rows_failed_from(first_row);
       printf("  (figure %s had errors; see stderr)\n", fig_names[f]);
     }
     fflush(stdout);
   }
   unload();
-  print_summary();
+  bench_print_rows();
+  printf("(peer: LMDB for gets; for put p50/p99, the same puts with no "
+         "checkpoint running)\n");
   printf("\nratios are only comparable within one run: the machine is "
          "shared and noisy\n");
   if (!set.keep)
-    rmrf(data_dir);
+    bench_rmrf(bench_dir);
   else
-    printf("data kept in %s\n", data_dir);
+    printf("data kept in %s\n", bench_dir);
   return failures == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }
 
@@ -1357,6 +1139,8 @@ int main(int argc, char **argv)
 {
   enum mode mode = MODE_BENCH;
   const char *mode_dir = NULL;
+
+  bench_prog = "ckpt-bench";
 
   if (parse_args(argc, argv, &mode, &mode_dir) != 0)
     return EXIT_FAILURE;

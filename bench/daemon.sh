@@ -61,12 +61,9 @@ TESTS=${TESTS:-set,get,incr,hset,sadd,zadd,lpush}
 REDIS_SERVER=${REDIS_SERVER:-/usr/bin/redis-server}
 REDIS_BENCHMARK=${REDIS_BENCHMARK:-redis-benchmark}
 REDIS_CLI=${REDIS_CLI:-redis-cli}
-for t in "$REDIS_SERVER" "$REDIS_BENCHMARK" "$REDIS_CLI"; do
-  command -v "$t" >/dev/null || { echo "daemon.sh: no $t" >&2; exit 77; }
-done
-
-die() { echo "daemon.sh: $*" >&2; exit 1; }
-note() { echo "# $*"; }
+PROG=daemon.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+need_tools "$REDIS_SERVER" "$REDIS_BENCHMARK" "$REDIS_CLI"
 
 work=$(mktemp -d "$PWD/daemon.XXXXXX") || die "mktemp failed"
 SRV_PID=
@@ -77,23 +74,11 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 
-if [[ $(stat -f -c %T "$work") == tmpfs ]]; then
-  note "warning: $work is on tmpfs; fsync costs nothing there"
-fi
+warn_tmpfs "$work"
 
 # ------------------------------------------------------------------------
 # Servers
 # ------------------------------------------------------------------------
-
-# A TCP port on 127.0.0.1 that nothing listens on.
-free_port() {
-  local p i
-  for ((i = 0; i < 200; i++)); do
-    p=$((20000 + RANDOM % 40000))
-    if ! ss -Hltn "sport = :$p" | grep -q .; then echo "$p"; return 0; fi
-  done
-  die "no free port found"
-}
 
 cli() { timeout 10 "$REDIS_CLI" -h 127.0.0.1 -p "$PORT" "$@"; }
 

@@ -63,12 +63,9 @@ STOP_MAX=${STOP_MAX:-60}
 REDIS_SERVER=${REDIS_SERVER:-/usr/bin/redis-server}
 REDIS_BENCHMARK=${REDIS_BENCHMARK:-redis-benchmark}
 REDIS_CLI=${REDIS_CLI:-redis-cli}
-for t in "$REDIS_SERVER" "$REDIS_BENCHMARK" "$REDIS_CLI"; do
-  command -v "$t" >/dev/null || { echo "repl.sh: no $t" >&2; exit 77; }
-done
-
-die() { echo "repl.sh: $*" >&2; exit 1; }
-note() { echo "# $*"; }
+PROG=repl.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+need_tools "$REDIS_SERVER" "$REDIS_BENCHMARK" "$REDIS_CLI"
 
 work=$(mktemp -d "$PWD/repl.XXXXXX") || die "mktemp failed"
 declare -A PID PORT DIR KIND
@@ -80,9 +77,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 
-if [[ $(stat -f -c %T "$work") == tmpfs ]]; then
-  note "warning: $work is on tmpfs; fsync costs nothing there"
-fi
+warn_tmpfs "$work"
 
 # The load client: built by the tree, or compiled here.
 LOAD=$BUILD/bench/repl-load
@@ -97,15 +92,6 @@ fi
 # ------------------------------------------------------------------------
 # Servers: NAME -> PID, PORT, DIR, KIND (cairnd|redis)
 # ------------------------------------------------------------------------
-
-free_port() {
-  local p i
-  for ((i = 0; i < 200; i++)); do
-    p=$((20000 + RANDOM % 40000))
-    if ! ss -Hltn "sport = :$p" | grep -q .; then echo "$p"; return 0; fi
-  done
-  die "no free port found"
-}
 
 cli() { local n=$1; shift; timeout 10 "$REDIS_CLI" -h 127.0.0.1 -p "${PORT[$n]}" "$@"; }
 

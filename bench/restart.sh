@@ -40,8 +40,9 @@ TRIALS=${TRIALS:-3}
 WAIT_MAX=${WAIT_MAX:-900}
 REDIS_SERVER=${REDIS_SERVER:-/usr/bin/redis-server}
 REDIS_CLI=${REDIS_CLI:-redis-cli}
-command -v "$REDIS_SERVER" >/dev/null || { echo "no $REDIS_SERVER" >&2; exit 77; }
-command -v "$REDIS_CLI" >/dev/null || { echo "no $REDIS_CLI" >&2; exit 77; }
+PROG=restart.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+need_tools "$REDIS_SERVER" "$REDIS_CLI"
 
 work=$(mktemp -d "$PWD/restart.XXXXXX")
 REDIS_PID=
@@ -54,20 +55,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-die() { echo "restart.sh: $*" >&2; exit 1; }
 now() { echo "$EPOCHREALTIME"; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
 min() { awk -v a="$1" -v b="$2" 'BEGIN { print (a == "" || b < a) ? b : a }'; }
-
-# A TCP port on 127.0.0.1 that nothing listens on.
-free_port() {
-  local p i
-  for ((i = 0; i < 200; i++)); do
-    p=$((20000 + RANDOM % 40000))
-    if ! ss -Hltn "sport = :$p" | grep -q .; then echo "$p"; return 0; fi
-  done
-  die "no free port found"
-}
 
 # start_redis DIR PORT ARGS...: launch in the background; REDIS_PID is set.
 start_redis() {

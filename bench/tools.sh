@@ -54,12 +54,9 @@ TAIL_MB=${TAIL_MB:-1}
 WAIT_MAX=${WAIT_MAX:-600}
 REDIS_SERVER=${REDIS_SERVER:-redis-server}
 REDIS_CLI=${REDIS_CLI:-redis-cli}
-for t in mdb_dump mdb_load "$REDIS_SERVER" "$REDIS_CLI" python3; do
-  command -v "$t" >/dev/null || { echo "tools.sh: no $t" >&2; exit 77; }
-done
-
-die() { echo "tools.sh: $*" >&2; exit 1; }
-note() { echo "# $*"; }
+PROG=tools.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+need_tools mdb_dump mdb_load "$REDIS_SERVER" "$REDIS_CLI" python3
 
 work=$(mktemp -d "$PWD/tools.XXXXXX") || die "mktemp failed"
 SRV_PID=
@@ -70,9 +67,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 
-if [[ $(stat -f -c %T "$work") == tmpfs ]]; then
-  note "warning: $work is on tmpfs"
-fi
+warn_tmpfs "$work"
 
 # bounded CMD...: run CMD, killed after WAIT_MAX seconds.
 bounded() { timeout "$WAIT_MAX" "$@"; }
@@ -92,15 +87,6 @@ fsize() { stat -c %s "$1"; }
 # ------------------------------------------------------------------------
 # redis-server
 # ------------------------------------------------------------------------
-
-free_port() {
-  local p i
-  for ((i = 0; i < 200; i++)); do
-    p=$((20000 + RANDOM % 40000))
-    if ! ss -Hltn "sport = :$p" | grep -q .; then echo "$p"; return 0; fi
-  done
-  die "no free port found"
-}
 
 cli() { timeout 10 "$REDIS_CLI" -h 127.0.0.1 -p "$PORT" "$@"; }
 
