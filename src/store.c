@@ -61,11 +61,22 @@ struct store {
   pthread_mutex_t write_mu; /* held from store_begin to commit/abort */
   pthread_rwlock_t map_lock;
   uint64_t ckpt_lsn, epoch; /* __atomic: set at open and at commit */
-  /* Read transactions kept reset between calls: renewing one is much
-   * cheaper than beginning one, which takes LMDB's reader-table mutex. */
+  /* Read transactions kept between calls.  Beginning one takes LMDB's
+   * reader-table mutex; renewing a reset one is cheaper, and reusing one
+   * whose snapshot is still the newest costs nothing.  So a read ends by
+   * putting its transaction back still open while no write transaction
+   * has committed since it began (its gen is the store's), and every
+   * commit resets the open ones (reads_invalidate): none outlives the
+   * commit after its snapshot by more than the one call using it, so
+   * none holds back LMDB's page reuse, and none shows a reader a state
+   * older than the newest commit. */
   pthread_mutex_t pool_mu;
-  MDB_txn *pool[STORE_TXN_POOL];
+  struct pooled {
+    MDB_txn *txn;
+    uint64_t gen; /* the commit count its snapshot saw; 0: reset */
+  } pool[STORE_TXN_POOL];
   unsigned npool;
+  uint64_t gen; /* __atomic: write transactions committed, + 1 */
 };
 
 static void pool_drain(struct store *s);
@@ -427,6 +438,7 @@ static int locks_init(struct store *s) {
     return CAIRN_ENOMEM;
   }
   pthread_mutex_init(&s->pool_mu, NULL);
+  s->gen = 1;
   return 0;
 }
 
@@ -556,41 +568,70 @@ int store_copy_fd(struct store *s, int fd) {
  * Reading: one short read transaction per call.
  * --------------------------------------------------------------------- */
 
-static int read_begin(struct store *s, MDB_txn **txn) {
+/* A read transaction whose snapshot is at least as new as the last
+ * commit before this call.  The commit count is read before the snapshot
+ * is taken, so a commit in between makes the count stale, never the
+ * snapshot: at worst the transaction is renewed once more than needed. */
+static int read_begin(struct store *s, struct pooled *r) {
   pthread_rwlock_rdlock(&s->map_lock);
-  MDB_txn *t = NULL;
+  uint64_t gen = __atomic_load_n(&s->gen, __ATOMIC_ACQUIRE);
+  struct pooled p = {NULL, 0};
   pthread_mutex_lock(&s->pool_mu);
-  if (s->npool) t = s->pool[--s->npool];
+  if (s->npool) p = s->pool[--s->npool];
   pthread_mutex_unlock(&s->pool_mu);
-  int rc = t ? mdb_txn_renew(t) : mdb_txn_begin(s->env, NULL, MDB_RDONLY, &t);
+  if (p.txn && p.gen == gen) {
+    *r = p;
+    return 0;
+  }
+  if (p.gen) mdb_txn_reset(p.txn);
+  int rc = p.txn ? mdb_txn_renew(p.txn)
+                 : mdb_txn_begin(s->env, NULL, MDB_RDONLY, &p.txn);
   if (rc) {
-    if (t && rc) mdb_txn_abort(t);
+    if (p.txn) mdb_txn_abort(p.txn);
     pthread_rwlock_unlock(&s->map_lock);
     return store_err(s, rc, "begin read");
   }
-  *txn = t;
+  r->txn = p.txn;
+  r->gen = gen;
   return 0;
 }
 
-/* End a read: reset (which releases its snapshot, so it holds back no
- * page reuse) and keep the handle for the next one. */
-static void read_end(struct store *s, MDB_txn *txn) {
-  mdb_txn_reset(txn);
+/* End a read: keep the transaction for the next one, open if nothing has
+ * committed since it began, else reset (releasing its snapshot). */
+static void read_end(struct store *s, struct pooled r) {
+  if (r.gen != __atomic_load_n(&s->gen, __ATOMIC_ACQUIRE)) {
+    mdb_txn_reset(r.txn);
+    r.gen = 0;
+  }
   pthread_mutex_lock(&s->pool_mu);
   if (s->npool < STORE_TXN_POOL) {
-    s->pool[s->npool++] = txn;
-    txn = NULL;
+    s->pool[s->npool++] = r;
+    r.txn = NULL;
   }
   pthread_mutex_unlock(&s->pool_mu);
-  if (txn) mdb_txn_abort(txn);
+  if (r.txn) mdb_txn_abort(r.txn);
   pthread_rwlock_unlock(&s->map_lock);
+}
+
+/* A write transaction committed: reads from now on must see it, and the
+ * kept snapshots, older now, must not hold back page reuse.  Reads in
+ * progress finish on theirs and reset it in read_end. */
+static void reads_invalidate(struct store *s) {
+  __atomic_add_fetch(&s->gen, 1, __ATOMIC_RELEASE);
+  pthread_mutex_lock(&s->pool_mu);
+  for (unsigned i = 0; i < s->npool; i++) {
+    if (!s->pool[i].gen) continue;
+    mdb_txn_reset(s->pool[i].txn);
+    s->pool[i].gen = 0;
+  }
+  pthread_mutex_unlock(&s->pool_mu);
 }
 
 /* Free the kept read transactions.  No read may be running: map_lock held
  * for writing, or the store closing. */
 static void pool_drain(struct store *s) {
   pthread_mutex_lock(&s->pool_mu);
-  while (s->npool) mdb_txn_abort(s->pool[--s->npool]);
+  while (s->npool) mdb_txn_abort(s->pool[--s->npool].txn);
   pthread_mutex_unlock(&s->pool_mu);
 }
 
@@ -604,21 +645,21 @@ static int val_own(struct store_val *v) {
   return 0;
 }
 
-int store_get(struct store *s, const char *ns, size_t ns_len,
-              unsigned shard, uint32_t h32, const void *key, size_t klen,
-              struct store_val *out, uint64_t *ckpt_lsn) {
-  cairn_assert(s && out && klen >= 1);
+int store_read(struct store *s, const char *ns, size_t ns_len,
+               unsigned shard, uint32_t h32, const void *key, size_t klen,
+               store_read_fn fn, void *arg, uint64_t *ckpt_lsn) {
+  cairn_assert(s && fn && klen >= 1);
   if (klen > KEY_MAX) return CAIRN_ENOTFOUND; /* never stored */
   uint8_t kb[STORE_KEY_BUF];
   struct dkey dk = {ns, ns_len, shard, h32, key, klen};
   MDB_val k = {.mv_size = dkey_encode(kb, &dk), .mv_data = kb}, d;
-  MDB_txn *txn;
-  int rc = read_begin(s, &txn);
+  struct pooled r;
+  int rc = read_begin(s, &r);
   if (rc) return rc;
   uint64_t lsn = 0;
-  if (ckpt_lsn) rc = meta_get_u64(s, txn, "ckpt_lsn", &lsn);
+  if (ckpt_lsn) rc = meta_get_u64(s, r.txn, "ckpt_lsn", &lsn);
   if (!rc) {
-    int mrc = mdb_get(txn, s->data, &k, &d);
+    int mrc = mdb_get(r.txn, s->data, &k, &d);
     rc = mrc == MDB_NOTFOUND ? CAIRN_ENOTFOUND
          : mrc               ? store_err(s, mrc, "get")
                              : 0;
@@ -626,12 +667,24 @@ int store_get(struct store *s, const char *ns, size_t ns_len,
   struct sval sv;
   if (!rc) rc = val_decode(s, d.mv_data, d.mv_size, &sv);
   if (!rc) rc = val_holds(s, &sv, ns_len, key, klen);
-  if (!rc) rc = val_own(&sv.v);
-  read_end(s, txn);
-  if (rc) return rc;
-  *out = sv.v;
-  if (ckpt_lsn) *ckpt_lsn = lsn;
-  return 0;
+  if (!rc && ckpt_lsn) *ckpt_lsn = lsn;
+  if (!rc) rc = fn(arg, &sv.v);
+  read_end(s, r);
+  return rc;
+}
+
+static int val_take(void *arg, const struct store_val *v) {
+  struct store_val *out = arg;
+  *out = *v;
+  return val_own(out);
+}
+
+int store_get(struct store *s, const char *ns, size_t ns_len,
+              unsigned shard, uint32_t h32, const void *key, size_t klen,
+              struct store_val *out, uint64_t *ckpt_lsn) {
+  cairn_assert(out);
+  return store_read(s, ns, ns_len, shard, h32, key, klen, val_take, out,
+                    ckpt_lsn);
 }
 
 /* ------------------------------------------------------------------------
@@ -886,6 +939,7 @@ static int step_commit(struct store_txn *t, const void *arg) {
   if (rc) return rc;
   rc = mdb_txn_commit(t->txn);
   t->txn = NULL; /* freed by LMDB whether or not it committed */
+  reads_invalidate(t->s); /* even on failure: it may have reached disk */
   return rc;
 }
 
@@ -971,19 +1025,19 @@ int store_walk(struct store *s, const char *ns, size_t ns_len,
   uint8_t pb[STORE_KEY_BUF];
   struct dkey dk = {ns, ns_len, shard, (uint32_t)from, NULL, 0};
   struct walk w = {s, pb, dkey_encode(pb, &dk), shard, until, max, fn, arg};
-  MDB_txn *txn;
+  struct pooled r;
   MDB_cursor *cur;
-  int rc = read_begin(s, &txn);
+  int rc = read_begin(s, &r);
   if (rc) return rc;
-  rc = mdb_cursor_open(txn, s->data, &cur);
+  rc = mdb_cursor_open(r.txn, s->data, &cur);
   if (rc) {
-    read_end(s, txn);
+    read_end(s, r);
     return store_err(s, rc, "cursor");
   }
   uint64_t resume;
   rc = walk_loop(&w, cur, &resume);
   mdb_cursor_close(cur);
-  read_end(s, txn);
+  read_end(s, r);
   if (rc == CAIRN_ECORRUPT) return rc;
   if (rc) return store_err(s, rc, "walk");
   *next = resume;
@@ -1037,33 +1091,33 @@ static int due_loop(struct store *s, MDB_txn *txn, MDB_cursor *cur,
 int store_due(struct store *s, int64_t now, size_t max, store_due_fn fn,
               void *arg) {
   cairn_assert(s && fn);
-  MDB_txn *txn;
+  struct pooled r;
   MDB_cursor *cur;
-  int rc = read_begin(s, &txn);
+  int rc = read_begin(s, &r);
   if (rc) return rc;
-  rc = mdb_cursor_open(txn, s->expiry, &cur);
+  rc = mdb_cursor_open(r.txn, s->expiry, &cur);
   if (rc) {
-    read_end(s, txn);
+    read_end(s, r);
     return store_err(s, rc, "cursor");
   }
-  rc = due_loop(s, txn, cur, now, max, fn, arg);
+  rc = due_loop(s, r.txn, cur, now, max, fn, arg);
   mdb_cursor_close(cur);
-  read_end(s, txn);
+  read_end(s, r);
   return rc;
 }
 
 int store_stats(struct store *s, struct store_stats *out) {
   cairn_assert(s && out);
-  MDB_txn *txn;
-  int rc = read_begin(s, &txn);
+  struct pooled r;
+  int rc = read_begin(s, &r);
   if (rc) return rc;
   MDB_stat data, exp, env;
   MDB_envinfo ei;
-  rc = mdb_stat(txn, s->data, &data);
-  if (!rc) rc = mdb_stat(txn, s->expiry, &exp);
+  rc = mdb_stat(r.txn, s->data, &data);
+  if (!rc) rc = mdb_stat(r.txn, s->expiry, &exp);
   if (!rc) rc = mdb_env_stat(s->env, &env);
   if (!rc) rc = mdb_env_info(s->env, &ei);
-  read_end(s, txn);
+  read_end(s, r);
   if (rc) return store_err(s, rc, "stat");
   out->entries = data.ms_entries;
   out->expiry_index = exp.ms_entries;
@@ -1193,14 +1247,16 @@ int store_verify(struct store *s, store_problem_fn fn, void *arg,
   cairn_assert(s && out);
   struct store_verify_result res = {0};
   struct verify v = {.s = s, .fn = fn, .arg = arg, .res = &res};
-  int rc = read_begin(s, &v.txn);
+  struct pooled r;
+  int rc = read_begin(s, &r);
   if (rc) return rc;
+  v.txn = r.txn;
   rc = verify_walk(&v, s->meta, "meta", NULL, &res.meta_entries);
   if (!rc) rc = verify_walk(&v, s->data, "data", verify_data, &res.entries);
   if (!rc)
     rc = verify_walk(&v, s->expiry, "expiry", verify_expiry,
                      &res.expiry_index);
-  read_end(s, v.txn);
+  read_end(s, r);
   if (rc == 0) *out = res;
   return rc;
 }
@@ -1227,14 +1283,14 @@ static int snap_loop(struct store *s, MDB_cursor *cur, store_snap_fn fn,
 int store_snapshot(struct store *s, store_snap_fn fn, void *arg,
                    uint64_t *ckpt_lsn, uint64_t *epoch) {
   cairn_assert(s && fn && ckpt_lsn && epoch);
-  MDB_txn *txn;
+  struct pooled r;
   MDB_cursor *cur;
-  int rc = read_begin(s, &txn);
+  int rc = read_begin(s, &r);
   if (rc) return rc;
   uint64_t lsn = 0, ep = 0;
-  rc = meta_get_u64(s, txn, "ckpt_lsn", &lsn);
-  if (!rc) rc = meta_get_u64(s, txn, "epoch", &ep);
-  if (!rc && (rc = mdb_cursor_open(txn, s->data, &cur)) != 0)
+  rc = meta_get_u64(s, r.txn, "ckpt_lsn", &lsn);
+  if (!rc) rc = meta_get_u64(s, r.txn, "epoch", &ep);
+  if (!rc && (rc = mdb_cursor_open(r.txn, s->data, &cur)) != 0)
     rc = store_err(s, rc, "cursor");
   if (!rc) {
     *ckpt_lsn = lsn;
@@ -1242,7 +1298,7 @@ int store_snapshot(struct store *s, store_snap_fn fn, void *arg,
     rc = snap_loop(s, cur, fn, arg);
     mdb_cursor_close(cur);
   }
-  read_end(s, txn);
+  read_end(s, r);
   return rc;
 }
 
@@ -1344,6 +1400,7 @@ static int load_commit_txn(struct store_load *l, int next) {
   for (;;) { /* bounded as load_run */
     rc = mdb_txn_commit(t->txn);
     t->txn = NULL; /* freed by LMDB whether or not it committed */
+    reads_invalidate(t->s);
     if (rc != MDB_MAP_FULL) break;
     int err = txn_grow(t);
     if (!err) err = load_run(l, 0);

@@ -49,8 +49,9 @@
  *
  * Concurrency: any number of threads may call the read functions at once;
  * one thread at a time writes through a store_txn, and the thread that
- * began it ends it.  Read transactions are short (one call each): none is
- * kept open across calls, so none blocks LMDB's page reuse.  Callbacks
+ * began it ends it.  Each read call sees every commit made before it
+ * began.  A read transaction is kept open between calls only until the
+ * next commit, which resets it, so none blocks LMDB's page reuse.  Callbacks
  * (store_walk, store_due) run inside a read transaction and must not call
  * back into the store: a map resize waiting for them would deadlock.
  *
@@ -118,6 +119,15 @@ struct store_val {
 int store_get(struct store *s, const char *ns, size_t ns_len,
               unsigned shard, uint32_t h32, const void *key, size_t klen,
               struct store_val *out, uint64_t *ckpt_lsn);
+
+/* store_read - store_get without the copy: fn gets the value with data
+ * borrowed from the map, valid only until it returns (it runs inside the
+ * read transaction and must not call back into the store).  Returns what
+ * fn returned, or store_get's errors (fn is then not called). */
+typedef int (*store_read_fn)(void *arg, const struct store_val *v);
+int store_read(struct store *s, const char *ns, size_t ns_len,
+               unsigned shard, uint32_t h32, const void *key, size_t klen,
+               store_read_fn fn, void *arg, uint64_t *ckpt_lsn);
 
 /* ------------------------------------------------------------------------
  * Writing: one transaction per checkpoint.

@@ -12,6 +12,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <lmdb.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -368,6 +369,55 @@ Test(store, malformed_stored_values_are_corruption, .init = setup,
   cr_assert_eq(store_put(t, "ns", 2, 1, 1, "good", 4, &nv), CAIRN_ECORRUPT,
                "the txn stays dead");
   store_abort(t);
+  store_close(s);
+}
+
+/* ------------------------------------------------------------------------
+ * Kept read transactions never hold back page reuse.
+ * --------------------------------------------------------------------- */
+
+#define REUSE_KEYS   200u
+#define REUSE_VLEN   2000u
+#define REUSE_ROUNDS 40u
+
+static uint64_t used_bytes(struct store *s) {
+  struct store_stats st;
+  cr_assert_eq(store_stats(s, &st), 0);
+  return st.used_bytes;
+}
+
+/* A read leaves its transaction open for the next one; the next commit
+ * must release it, though no read comes to do so.  Were the snapshot kept,
+ * every page each round frees would stay in use and the file would grow
+ * by the data's size a round.  (store_stats reads too: it is called only
+ * twice, as a read between commits would renew the kept snapshot.) */
+Test(store, a_read_between_commits_holds_back_no_page_reuse, .init = setup,
+     .fini = teardown) {
+  struct store *s = open_store(0, 0);
+  char val[REUSE_VLEN + 1], key[16];
+  memset(val, 'v', REUSE_VLEN);
+  val[REUSE_VLEN] = '\0';
+  struct store_val v = sval(val, 0, 0, 0);
+  uint64_t used_first = 0;
+  for (unsigned round = 0; round < REUSE_ROUNDS; round++) {
+    struct store_txn *t;
+    cr_assert_eq(store_begin(s, &t), 0);
+    for (unsigned i = 0; i < REUSE_KEYS; i++) {
+      snprintf(key, sizeof key, "k%u", i);
+      cr_assert_eq(store_put(t, "ns", 2, 1, i, key, strlen(key), &v), 0);
+    }
+    cr_assert_eq(store_commit(t, round + 1, 1), 0);
+    if (round == 0) { /* one read, then only commits */
+      struct store_val got;
+      cr_assert_eq(get1(s, 0, "k0", &got), 0);
+      free(got.data);
+    }
+    if (round == 1) used_first = used_bytes(s);
+  }
+  uint64_t used = used_bytes(s);
+  cr_assert_leq(used, 2 * used_first,
+                "%" PRIu64 " bytes used after %u rounds, %" PRIu64
+                " after the second", used, REUSE_ROUNDS, used_first);
   store_close(s);
 }
 
