@@ -187,21 +187,31 @@ int db_entry_live(const struct entry *e, int64_t now) {
   return d == 0 || d > now;
 }
 
+struct load_arg {
+  const void *key;
+  size_t klen;
+  uint64_t hash;
+  struct entry *e;
+};
+
+/* Build the entry straight from the stored value, borrowed from the map. */
+static int load_entry(void *arg, const struct store_val *v) {
+  struct load_arg *a = arg;
+  a->e = entry_new(a->key, a->klen, v->data, v->len, a->hash, v->version,
+                   v->expire_at_ms, v->max_idle_ms, v->last_access_ms,
+                   ENTRY_F_TYPE(v->type <= REC_T_MAX ? v->type : 0));
+  return a->e ? 0 : CAIRN_ENOMEM;
+}
+
 /* Read key from the store as a clean entry (*out NULL if absent). */
 static int db_load(cairn *db, struct ns *s, uint64_t hash, const void *key,
                    size_t klen, struct entry **out) {
-  struct store_val v;
-  int rc = store_get(db->store, s->name, s->len, table_shard(hash),
-                     (uint32_t)(hash >> 32), key, klen, &v, NULL);
+  struct load_arg a = {key, klen, hash, NULL};
+  int rc = store_read(db->store, s->name, s->len, table_shard(hash),
+                      (uint32_t)(hash >> 32), key, klen, load_entry, &a, NULL);
   db_count(db, CNT_STORE_READS, 1);
-  *out = NULL;
-  if (rc == CAIRN_ENOTFOUND) return 0;
-  if (rc) return rc;
-  *out = entry_new(key, klen, v.data, v.len, hash, v.version, v.expire_at_ms,
-                   v.max_idle_ms, v.last_access_ms,
-                   ENTRY_F_TYPE(v.type <= REC_T_MAX ? v.type : 0));
-  free(v.data);
-  return *out ? 0 : CAIRN_ENOMEM;
+  *out = a.e;
+  return rc == CAIRN_ENOTFOUND ? 0 : rc;
 }
 
 /* Put a loaded entry (or nothing, if NULL) in memory, if nothing was
@@ -905,6 +915,44 @@ static int get_copy(struct entry *e, int64_t now, cairn_value *out) {
   return value_copy(e, out);
 }
 
+#define COLD_CACHE 1 /* get_cold: the entry must be cached after all */
+
+struct cold_get {
+  int64_t now;
+  cairn_value *out;
+};
+
+static int cold_copy(void *arg, const struct store_val *v) {
+  struct cold_get *g = arg;
+  /* Reading an entry with a max-idle moves its deadline: memory must
+   * hold the entry for the access to count. */
+  if (v->max_idle_ms) return COLD_CACHE;
+  if (v->expire_at_ms && v->expire_at_ms <= g->now) return CAIRN_ENOTFOUND;
+  char *p = malloc(v->len + 1);
+  if (!p) return CAIRN_ENOMEM;
+  memcpy(p, v->data, v->len);
+  p[v->len] = '\0';
+  *g->out = (cairn_value){.data = p,
+                          .len = v->len,
+                          .type = v->type <= REC_T_MAX ? v->type : 0,
+                          .version = v->version,
+                          .expire_at_ms = v->expire_at_ms};
+  return 0;
+}
+
+/* A get that missed memory and is not to be cached: the value is copied
+ * out of the store's map, with no entry made.  Memory held no newer state
+ * of the key when it missed, and anything evicted since is in the store,
+ * so the store's copy is current.  Returns 0, an error, or COLD_CACHE. */
+static int get_cold(cairn *db, struct ns *s, uint64_t hash, const void *key,
+                    size_t klen, int64_t now, cairn_value *out) {
+  struct cold_get g = {now, out};
+  int rc = store_read(db->store, s->name, s->len, table_shard(hash),
+                      (uint32_t)(hash >> 32), key, klen, cold_copy, &g, NULL);
+  db_count(db, CNT_STORE_READS, rc != COLD_CACHE);
+  return rc;
+}
+
 CAIRN_EXPORT int cairn_get(cairn *db, const char *ns, const void *key,
                            size_t klen, cairn_value *out) {
   if (!db || !key_ok(key, klen) || !out) return CAIRN_EINVAL;
@@ -921,22 +969,20 @@ CAIRN_EXPORT int cairn_get(cairn *db, const char *ns, const void *key,
     rc = get_copy(e, now, out);
     table_unlock(s->t, shard);
     db_count(db, CNT_MEM_HITS, e != NULL);
-  } else if (!db_admit(db, hash)) {
-    /* Not in memory, and not read lately: one store lookup, not cached.
-     * Memory held no newer state of the key when it missed, and anything
-     * evicted since is in the store, so the store's copy is current. */
-    table_unlock(s->t, shard);
-    struct entry *loaded;
-    if ((rc = db_load(db, s, hash, key, klen, &loaded)) != 0) return rc;
-    rc = get_copy(loaded, now, out);
-    entry_free(loaded);
   } else {
-    /* Not in memory: one store lookup, and the entry is cached. */
     table_unlock(s->t, shard);
-    if ((rc = db_lookup(db, s, hash, key, klen, now, &e)) != 0) return rc;
-    rc = get_copy(e, now, out);
-    table_unlock(s->t, shard);
-    db_mem_grew(db);
+    /* Not in memory: one store lookup, the entry cached only if the key
+     * was read lately (see db_admit). */
+    rc = db_admit(db, hash) ? COLD_CACHE
+                            : get_cold(db, s, hash, key, klen, now, out);
+    if (rc == COLD_CACHE) {
+      if ((rc = db_lookup(db, s, hash, key, klen, now, &e)) != 0) return rc;
+      rc = get_copy(e, now, out);
+      table_unlock(s->t, shard);
+      db_mem_grew(db);
+    } else if (rc && rc != CAIRN_ENOTFOUND) {
+      return rc;
+    }
   }
   if (rc == 0) db_count(db, CNT_GET_HITS, 1);
   return rc;

@@ -515,6 +515,29 @@ Test(ckpt, a_missing_key_costs_one_store_lookup) {
   cr_assert_eq(stats().store_reads, reads);
 }
 
+/* Under a memory budget, a key's first read from the store is not cached
+ * (db_admit), except an entry with a max-idle: its deadline moves with
+ * each read, which only an entry in memory records. */
+Test(ckpt, a_cold_read_caches_an_entry_with_a_max_idle) {
+  cairn_options o = opts();
+  o.max_memory = 64u << 20;
+  open_with(&o);
+  cairn_write idle = {.flags = CAIRN_W_MAX_IDLE, .max_idle_ms = 600000};
+  put_str(NULL, "session", "idle-bound", &idle);
+  put_str(NULL, "token", "lifespan-bound", &(cairn_write){.ttl_ms = 600000});
+  put_str(NULL, "plain", "forever", NULL);
+  reopen_with(&o); /* checkpoints; memory starts empty */
+  cr_assert_eq(stats().entries, 0);
+  expect_str(NULL, "plain", "forever");
+  expect_str(NULL, "token", "lifespan-bound");
+  cr_assert_eq(stats().entries, 0, "a first read is not cached");
+  expect_str(NULL, "session", "idle-bound");
+  cr_assert_eq(stats().entries, 1, "the max-idle entry is cached");
+  uint64_t reads = stats().store_reads;
+  expect_str(NULL, "session", "idle-bound");
+  cr_assert_eq(stats().store_reads, reads, "and read from memory after");
+}
+
 /* ----------------------------------------------------------------------
  * Expiry of entries that only the store holds
  * ------------------------------------------------------------------- */
