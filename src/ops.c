@@ -241,6 +241,27 @@ static struct entry *db_adopt(struct ns *s, uint64_t hash, const void *key,
   return loaded;
 }
 
+/* Load key from the store and put it in memory, if nothing was evicted
+ * from its shard since the eviction count was seq (read under the shard's
+ * lock, with key missing from memory).  Else *retry is set and no lock is
+ * held; on success the write lock is held.  No lock held on entry. */
+static int db_fill(cairn *db, struct ns *s, uint64_t hash, const void *key,
+                   size_t klen, uint32_t seq, int64_t now, struct entry **out,
+                   int *retry) {
+  unsigned shard = table_shard(hash);
+  struct entry *loaded;
+  int rc = db_load(db, s, hash, key, klen, &loaded);
+  if (rc) return rc;
+  table_wrlock(s->t, shard);
+  struct entry *e = db_adopt(s, hash, key, klen, loaded, seq, retry);
+  if (*retry) {
+    table_unlock(s->t, shard);
+    return 0;
+  }
+  *out = db_entry_live(e, now) ? e : NULL;
+  return 0;
+}
+
 int db_lookup(cairn *db, struct ns *s, uint64_t hash, const void *key,
               size_t klen, int64_t now, struct entry **out) {
   unsigned shard = table_shard(hash);
@@ -253,16 +274,8 @@ int db_lookup(cairn *db, struct ns *s, uint64_t hash, const void *key,
     }
     uint32_t seq = __atomic_load_n(&s->evict_seq[shard], __ATOMIC_ACQUIRE);
     table_unlock(s->t, shard);
-    struct entry *loaded;
-    int rc = db_load(db, s, hash, key, klen, &loaded), retry;
-    if (rc) return rc;
-    table_wrlock(s->t, shard);
-    e = db_adopt(s, hash, key, klen, loaded, seq, &retry);
-    if (!retry) {
-      *out = db_entry_live(e, now) ? e : NULL;
-      return 0;
-    }
-    table_unlock(s->t, shard);
+    int retry, rc = db_fill(db, s, hash, key, klen, seq, now, out, &retry);
+    if (rc || !retry) return rc;
   }
   log_error(&db->log, "a key of namespace %s kept being evicted while it "
             "was loaded", s->name);
@@ -970,13 +983,19 @@ CAIRN_EXPORT int cairn_get(cairn *db, const char *ns, const void *key,
     table_unlock(s->t, shard);
     db_count(db, CNT_MEM_HITS, e != NULL);
   } else {
+    uint32_t seq = __atomic_load_n(&s->evict_seq[shard], __ATOMIC_ACQUIRE);
     table_unlock(s->t, shard);
     /* Not in memory: one store lookup, the entry cached only if the key
      * was read lately (see db_admit). */
     rc = db_admit(db, hash) ? COLD_CACHE
                             : get_cold(db, s, hash, key, klen, now, out);
     if (rc == COLD_CACHE) {
-      if ((rc = db_lookup(db, s, hash, key, klen, now, &e)) != 0) return rc;
+      /* Memory lacked it at seq: unless an eviction came since, one
+       * store lookup caches it. */
+      int retry;
+      rc = db_fill(db, s, hash, key, klen, seq, now, &e, &retry);
+      if (!rc && retry) rc = db_lookup(db, s, hash, key, klen, now, &e);
+      if (rc) return rc;
       rc = get_copy(e, now, out);
       table_unlock(s->t, shard);
       db_mem_grew(db);
