@@ -566,6 +566,7 @@ CAIRN_EXPORT void cairn_close(cairn *db) {
 
 void db_close_mode(cairn *db, int checkpoint) {
   maint_stop(db);
+  if (checkpoint) maint_log_touches(db);
   /* A clean close leaves nothing to replay: sync, then checkpoint. */
   int rc = wal_sync(db->wal);
   if (rc == 0) rc = ckpt_stop(db->ckpt, checkpoint);

@@ -135,10 +135,18 @@ struct entry *db_tomb_new(cairn *db, struct ns *s, const void *key,
 /* Remove key, leaving tomb (if not NULL) with version lsn.  Write lock. */
 void db_bury(struct ns *s, uint64_t hash, const void *key, size_t klen,
              struct entry *tomb, uint64_t lsn);
+/* If key's entry in memory is ENTRY_F_TOUCHED, log its last access (a
+ * REC_EXPIRE that keeps its lifespan and max-idle, stamped with that
+ * time), so that the store and a replay learn of it.  The entry is then
+ * dirty until the next checkpoint.  No lock held.  Returns 1 if logged. */
+int db_touch_log(cairn *db, struct ns *s, const void *key, size_t klen);
 
 /* maint.c */
 int maint_start(cairn *db);
 void maint_stop(cairn *db);
+/* db_touch_log every entry read since its last logged state: before a
+ * clean close, so that the final checkpoint keeps every last access. */
+void maint_log_touches(cairn *db);
 /* Called after memory grew, with no lock held: wakes the evictor now and
  * then, and evicts inline when far over the budget. */
 void db_mem_grew(cairn *db);

@@ -215,10 +215,12 @@ static void expire_store(cairn *db, struct expire_ctx *c) {
 
 struct evict_ctx {
   uint64_t ckpt_lsn;
+  int follower;
   uint64_t freed;    /* bytes freed by the last visit */
   size_t n;          /* entries evicted by the last visit */
   struct entry *victims[EVICT_BATCH];
   uint64_t hashes[EVICT_BATCH];
+  struct expire_ctx touched; /* keys whose last access must be logged */
 };
 
 static int evict_collect(void *arg, struct entry *e) {
@@ -227,6 +229,12 @@ static int evict_collect(void *arg, struct entry *e) {
   if (entry_version(e) > c->ckpt_lsn || (entry_flags(e) & ENTRY_F_MEMORY))
     return 0;
   if (entry_unref(e) || c->n == EVICT_BATCH) return 0;
+  /* Read since its last logged state: the store's copy would die too
+   * early.  Logged first (db_touch_log), it goes after a checkpoint. */
+  if ((entry_flags(e) & ENTRY_F_TOUCHED) && !c->follower) {
+    collect_key(&c->touched, entry_key(e), entry_klen(e));
+    return 0;
+  }
   c->victims[c->n] = e;
   c->hashes[c->n++] = table_hash(entry_key(e), entry_klen(e));
   return 0;
@@ -238,7 +246,9 @@ static int evict_collect(void *arg, struct entry *e) {
 static int evict_visit(cairn *db, struct ns *s, unsigned *shard,
                        uint64_t *from, struct evict_ctx *c) {
   c->ckpt_lsn = __atomic_load_n(&db->ckpt_lsn, __ATOMIC_ACQUIRE);
+  c->follower = __atomic_load_n(&db->follower, __ATOMIC_ACQUIRE);
   c->n = 0;
+  c->touched.n = 0;
   c->freed = 0;
   table_wrlock(s->t, *shard);
   int more = table_walk(s->t, *shard, from, EVICT_BATCH, evict_collect, c);
@@ -250,6 +260,10 @@ static int evict_visit(cairn *db, struct ns *s, unsigned *shard,
   if (c->n) __atomic_add_fetch(&s->evict_seq[*shard], 1, __ATOMIC_RELEASE);
   table_unlock(s->t, *shard);
   db_count(db, CNT_EVICTED, c->n);
+  for (size_t i = 0; i < c->touched.n; i++) {
+    db_touch_log(db, s, c->touched.keys[i], c->touched.klens[i]);
+    free(c->touched.keys[i]);
+  }
   if (more) return 0;
   *from = 0;
   *shard = (*shard + 1) % TABLE_SHARDS;
@@ -312,6 +326,40 @@ static void evict_ns_locked(cairn *db, struct ns *s, struct evict_ctx *c) {
   int over = table_count(s->t) > max;
   if (over) ckpt_request(db->ckpt);
   __atomic_store_n(&s->evict_stuck, over ? ckpt + 1 : 0, __ATOMIC_RELAXED);
+}
+
+/* Stops with room to spare: the walk finishes the group of entries that
+ * share an h32, and a key past a full batch would be skipped. */
+static int touched_collect(void *arg, struct entry *e) {
+  if (entry_flags(e) & ENTRY_F_TOUCHED)
+    collect_key(arg, entry_key(e), entry_klen(e));
+  return ((struct expire_ctx *)arg)->n >= EXPIRE_BATCH - EXPIRE_BATCH / 4;
+}
+
+void maint_log_touches(cairn *db) {
+  struct expire_ctx *c = malloc(sizeof *c);
+  if (!c) return;
+  unsigned nns = __atomic_load_n(&db->ns_count, __ATOMIC_ACQUIRE);
+  for (unsigned i = 0; i < nns; i++) {
+    struct ns *s = db->ns[i];
+    if (!db_cold(db, s)) continue;
+    for (unsigned shard = 0; shard < TABLE_SHARDS; shard++) {
+      if (!table_mortal(s->t, shard)) continue; /* no max-idle entry */
+      uint64_t from = 0;
+      int more;
+      do {
+        c->n = 0;
+        table_rdlock(s->t, shard);
+        more = table_walk(s->t, shard, &from, EXPIRE_BATCH, touched_collect, c);
+        table_unlock(s->t, shard);
+        for (size_t k = 0; k < c->n; k++) {
+          db_touch_log(db, s, c->keys[k], c->klens[k]);
+          free(c->keys[k]);
+        }
+      } while (more);
+    }
+  }
+  free(c);
 }
 
 static void evict(cairn *db, struct evict_ctx *c) {

@@ -831,7 +831,7 @@ static int probe_all(struct table *t, uint64_t hash, struct entry *e,
   if (entry_type(e) != (unsigned)type) return CAIRN_ETYPE;
   int rc = coll_objectify(t, hash, &e);
   if (rc) return rc;
-  if (entry_max_idle(e)) entry_touch(e, now);
+  if (entry_max_idle(e)) entry_touch_read(e, now);
   entry_ref(e);
   struct cobj *o = entry_obj(e);
   struct coll_iter it;
@@ -891,6 +891,41 @@ int db_coll_replay(struct table *t, uint64_t hash, struct entry *old,
   return cobj_count(o) ? 1 : 2;
 }
 
+/* Reads of an entry with a max-idle move its deadline in memory only
+ * (entry_touch_read).  Before such an entry leaves memory (eviction) or
+ * the process (close), its last access is logged here, or the store's
+ * older one would have it die early: a session used all day would end
+ * max-idle after its last write. */
+int db_touch_log(cairn *db, struct ns *s, const void *key, size_t klen) {
+  uint64_t hash = table_hash(key, klen);
+  unsigned shard = table_shard(hash);
+  struct rec r;
+  rec_init(&r, REC_EXPIRE, s, key, klen, now_ms());
+  size_t bytes = rec_size(&r);
+  /* A follower's log is its leader's: its reads are not logged. */
+  if (__atomic_load_n(&db->fatal, __ATOMIC_RELAXED) ||
+      __atomic_load_n(&db->follower, __ATOMIC_ACQUIRE) ||
+      wal_reserve(db->wal, bytes) != 0)
+    return 0;
+  table_wrlock(s->t, shard);
+  struct entry *e = table_find(s->t, hash, key, klen);
+  int logged = 0;
+  if (e && (entry_flags(e) & ENTRY_F_TOUCHED) &&
+      !(entry_flags(e) & (ENTRY_F_MEMORY | ENTRY_F_TOMB))) {
+    r.expire_at_ms = entry_expire_at(e);
+    r.max_idle_ms = entry_max_idle(e);
+    r.ts_ms = (uint64_t)entry_last_access(e);
+    entry_set_version(e, wal_append(db->wal, &r, CAIRN_DURABILITY_INTERVAL,
+                                    NULL, NULL));
+    entry_untouch(e);
+    logged = 1;
+  } else {
+    wal_unreserve(db->wal, bytes);
+  }
+  table_unlock(s->t, shard);
+  return logged;
+}
+
 /* ------------------------------------------------------------------------
  * Reads
  * --------------------------------------------------------------------- */
@@ -923,7 +958,7 @@ static int db_admit(cairn *db, uint64_t hash) {
  * it was used: for max-idle, and for the eviction's CLOCK. */
 static int get_copy(struct entry *e, int64_t now, cairn_value *out) {
   if (!db_entry_live(e, now)) return CAIRN_ENOTFOUND;
-  if (entry_max_idle(e)) entry_touch(e, now);
+  if (entry_max_idle(e)) entry_touch_read(e, now);
   entry_ref(e);
   return value_copy(e, out);
 }

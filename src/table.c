@@ -204,6 +204,20 @@ void entry_touch(struct entry *e, int64_t now) {
   if (p) __atomic_store_n(p, now, __ATOMIC_RELAXED);
 }
 
+void entry_touch_read(struct entry *e, int64_t now) {
+  int64_t *p = last_access_ptr(e);
+  if (!p || __atomic_load_n(p, __ATOMIC_RELAXED) == now) return;
+  __atomic_store_n(p, now, __ATOMIC_RELAXED);
+  uint32_t bit = ENTRY_F_TOUCHED << ENTRY_KLEN_BITS;
+  if (!(kf_load(e) & bit))
+    __atomic_fetch_or(&e->klen_flags, bit, __ATOMIC_RELAXED);
+}
+
+void entry_untouch(struct entry *e) {
+  __atomic_fetch_and(&e->klen_flags, ~(ENTRY_F_TOUCHED << ENTRY_KLEN_BITS),
+                     __ATOMIC_RELAXED);
+}
+
 int64_t entry_deadline(const struct entry *e) {
   int64_t d = entry_expire_at(e);
   uint64_t idle = entry_max_idle(e);

@@ -43,6 +43,9 @@
 #define ENTRY_F_TOMB   0x8u /* a deletion that LMDB may not know yet: the
                                key is absent, whatever LMDB holds */
 #define ENTRY_F_REF    0x10u /* read since the eviction hand last passed */
+#define ENTRY_F_TOUCHED 0x200u /* read since its last logged state, which
+                                 moved its max-idle deadline: the store's
+                                 copy has an older last access */
 #define ENTRY_F_OBJ    0x100u /* the value is a struct cobj pointer
                                 (cobj.h): a large collection held as a
                                 structure */
@@ -96,6 +99,12 @@ uint64_t entry_max_idle(const struct entry *e);   /* 0 none */
 int64_t entry_last_access(const struct entry *e);
 /* Safe under a read lock: a relaxed atomic store. */
 void entry_touch(struct entry *e, int64_t now_ms);
+/* entry_touch for a read (not logged): also marks it ENTRY_F_TOUCHED.
+ * Safe under a read lock. */
+void entry_touch_read(struct entry *e, int64_t now_ms);
+/* Clear ENTRY_F_TOUCHED: its last access is logged.  Under the write
+ * lock. */
+void entry_untouch(struct entry *e);
 /* Mark e recently used (CLOCK).  Safe under a read lock. */
 void entry_ref(struct entry *e);
 /* Clear e's mark and say whether it was set.  Under the write lock. */

@@ -748,3 +748,73 @@ Test(db, max_entries_leaves_other_namespaces_in_memory) {
   cr_assert_eq(after.mem_hits - st.mem_hits, 3000);
   expect_all("clients", BOUNDED_KEYS);
 }
+
+/* ------------------------------------------------------------------------
+ * Max-idle earned by reads survives leaving memory
+ * --------------------------------------------------------------------- */
+
+#define IDLE_MS      5000u /* the session's max-idle */
+#define IDLE_READ_MS 1000u /* when it is read: a deadline of 6000 */
+#define IDLE_LATE_MS 5300u /* past the write's deadline, not the read's */
+#define IDLE_FILL    3000u
+
+static int64_t wall_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_until(int64_t t_ms) {
+  int64_t d = t_ms - wall_ms();
+  if (d > 0) usleep((useconds_t)d * 1000);
+}
+
+static int64_t put_session(const char *ns) {
+  cairn_write w = {.flags = CAIRN_W_MAX_IDLE, .max_idle_ms = IDLE_MS};
+  int64_t t0 = wall_ms();
+  cr_assert_eq(cairn_put(db, ns, "sid", 3, "alive", 5, &w), 0);
+  return t0;
+}
+
+/* A session read, never written, since its last write: a clean restart
+ * must keep the deadline the read moved, not go back to the write's. */
+Test(db, a_clean_restart_keeps_the_max_idle_that_reads_earned) {
+  int64_t t0 = put_session("sessions");
+  reopen(); /* checkpointed: the store has the write's last access */
+  sleep_until(t0 + IDLE_READ_MS);
+  expect("sessions", "sid", "alive");
+  reopen();
+  sleep_until(t0 + IDLE_LATE_MS);
+  cr_assert_lt(wall_ms(), t0 + IDLE_READ_MS + IDLE_MS, "the test ran late");
+  expect("sessions", "sid", "alive");
+}
+
+/* The same when the session is evicted: before it leaves memory, its last
+ * access is logged, and it goes only once a checkpoint has it. */
+Test(db, an_evicted_entry_keeps_the_max_idle_that_reads_earned) {
+  define_bounded("sessions", BOUND);
+  int64_t t0 = put_session("sessions");
+  cr_assert_eq(cairn_checkpoint(db), 0);
+  sleep_until(t0 + IDLE_READ_MS);
+  expect("sessions", "sid", "alive");
+  /* Each round brings the namespace over its bound again: the first
+   * clears the session's mark, the second finds it read since its last
+   * logged state, the third evicts it. */
+  char k[32];
+  for (unsigned round = 0; round < 3; round++) {
+    for (unsigned i = 0; i < IDLE_FILL; i++) {
+      snprintf(k, sizeof k, "f%u-%05u", round, i);
+      put("sessions", k, "filler");
+    }
+    cr_assert_eq(cairn_checkpoint(db), 0);
+    wait_entries_at_most(BOUND);
+  }
+  sleep_until(t0 + IDLE_LATE_MS);
+  cr_assert_lt(wall_ms(), t0 + IDLE_READ_MS + IDLE_MS, "the test ran late");
+  struct cairn_stats before, after;
+  cr_assert_eq(cairn_stats(db, &before), 0);
+  expect("sessions", "sid", "alive");
+  cr_assert_eq(cairn_stats(db, &after), 0);
+  cr_assert_eq(after.store_reads, before.store_reads + 1,
+               "the session was evicted, and read back from the store");
+}
