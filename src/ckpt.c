@@ -9,8 +9,9 @@
  *   2. wal_read (from, target]: every record folds into a map keyed by
  *      (namespace, key), so a key written many times is written once.
  *   3. The folded keys, sorted in the store's key order (LMDB appends
- *      faster in order), go into one LMDB write transaction, which also
- *      records target as the checkpoint LSN, and commits.
+ *      faster in order), go into LMDB write transactions paced for the
+ *      log's sake (folds_commit); the last one also records target as the
+ *      checkpoint LSN.
  *   4. The log recycles the segments wholly below target + 1.
  */
 #include "config.h"
@@ -325,13 +326,11 @@ static int fold_write(struct store *s, struct store_txn *t,
 }
 
 /* Write folds [lo, hi) in one transaction: the last one of a checkpoint
- * (final) commits at ckpt_lsn; the others commit under the old LSN and are
- * followed by a pause, so that the log's fdatasyncs find the disk free
- * between them.  (Committing the parts unsynced and syncing once at the
- * end was measured worse: one large flush stalls the log longer.) */
+ * (final) commits at ckpt_lsn; the others commit under the old LSN.  Sets
+ * *commit_ns to the commit's time (its page writes and fdatasyncs). */
 static int folds_txn(struct store *s, struct fold **list, size_t lo,
                      size_t hi, size_t mid, int final, uint64_t ckpt_lsn,
-                     uint64_t epoch) {
+                     uint64_t epoch, uint64_t *commit_ns) {
   struct store_txn *t;
   int rc = store_begin(s, &t);
   for (size_t i = lo; rc == 0 && i < hi; i++) {
@@ -343,38 +342,85 @@ static int folds_txn(struct store *s, struct fold **list, size_t lo,
     if (t) store_abort(t);
     return rc;
   }
-  if (final) return store_commit(t, ckpt_lsn, epoch);
-  rc = store_commit(t, store_ckpt_lsn(s), store_epoch(s));
-  if (rc == 0) {
-    struct timespec pause = {0, CKPT_PAUSE_MS * 1000000L};
-    nanosleep(&pause, NULL);
-  }
+  uint64_t t0 = mono_ns();
+  rc = final ? store_commit(t, ckpt_lsn, epoch)
+             : store_commit(t, store_ckpt_lsn(s), store_epoch(s));
+  *commit_ns = mono_ns() - t0;
   return rc;
+}
+
+size_t ckpt_txn_keys_next(size_t keys, uint64_t commit_ns) {
+  uint64_t k = keys, lo = k / 4, hi = k * 2;
+  uint64_t next = commit_ns ? k * CKPT_COMMIT_NS / commit_ns : hi;
+  next = MIN(MAX(next, lo), hi);
+  return (size_t)MIN(MAX(next, CKPT_TXN_KEYS_MIN), CKPT_TXN_KEYS);
+}
+
+/* About what fold f adds to the store: its data key and value, LMDB's
+ * node, an expiry-index entry. */
+static uint64_t fold_bytes(const struct fold *f) {
+  size_t vlen = f->obj ? cobj_blob_len(f->obj) : f->vlen;
+  return 2u * (f->ns_len + f->klen) + vlen + STORE_VAL_HDR + 32u;
+}
+
+/* Has the store room for a checkpoint of about `bytes` twice over?
+ * Near its size cap, a checkpoint goes in as few transactions as LMDB
+ * allows: one that fails with CAIRN_EFULL then leaves the store as it
+ * was, and deleting keys makes room for the next.  Paced transactions
+ * that commit before the failure would have filled it, and a full LMDB
+ * map cannot even take the deletes that would empty it (each needs new
+ * pages). */
+static int store_has_room(struct store *s, uint64_t bytes) {
+  struct store_stats st;
+  if (store_stats(s, &st) != 0 || st.used_bytes >= st.map_bytes_max)
+    return 0;
+  return st.map_bytes_max - st.used_bytes > 2 * bytes;
 }
 
 /* Write every fold, in store order, and commit at target.
  *
- * LMDB lets one write transaction dirty at most 128Ki pages, which a
- * checkpoint of random keys over a large store can pass, so the folds go
- * in transactions of CKPT_TXN_KEYS keys.  Every one but the last commits
+ * The folds go in many LMDB transactions.  Every one but the last commits
  * under the old checkpoint LSN: a crash between them leaves the store
  * holding some keys ahead of the LSN it names, which recovery then
  * replays over in memory (replay from the named LSN rebuilds every key
  * written after it), and the next checkpoint writes again.  Only the last
- * transaction moves the checkpoint LSN. */
+ * transaction moves the checkpoint LSN.
+ *
+ * Their size is set by the disk, not by LMDB alone (which lets one
+ * transaction dirty at most 128Ki pages, hence CKPT_TXN_KEYS).  A commit
+ * writes every page its transaction dirtied and fdatasyncs, and the log's
+ * fdatasync waits behind that flush: 50k random keys into a large store
+ * dirty some 200 MB, and puts stalled for tens of milliseconds.  So each
+ * transaction holds as many keys as flush in about CKPT_COMMIT_NS, learnt
+ * from the commit before it (keys per page vary with the store's size
+ * and the keys' spread), and is followed by a rest as long as its commit,
+ * which leaves the disk to the log at least half of the time.  (A fixed
+ * 2 ms pause after 50k-key transactions, and unsynced commits with one
+ * fsync at the end, were measured not to help: it is the size of each
+ * flush that the log waits for.  doc/BENCHMARKS.md has the figures.) */
 static int folds_commit(struct store *s, struct fold_map *m, uint64_t target,
                         uint64_t epoch) {
   struct fold **list = malloc((m->n ? m->n : 1) * sizeof *list);
   if (!list) return CAIRN_ENOMEM;
   size_t n = 0;
+  uint64_t bytes = 0;
   for (size_t i = 0; i < m->cap; i++)
-    if (m->slots[i]) list[n++] = m->slots[i];
+    if (m->slots[i]) bytes += fold_bytes(list[n++] = m->slots[i]);
   qsort(list, n, sizeof *list, fold_cmp);
-  int rc = 0;
-  size_t lo = 0;
+  int rc = 0, paced = store_has_room(s, bytes);
+  size_t lo = 0, keys = paced ? CKPT_TXN_KEYS_FIRST : CKPT_TXN_KEYS;
   do {
-    size_t hi = MIN(n, lo + CKPT_TXN_KEYS);
-    rc = folds_txn(s, list, lo, hi, n / 2, hi == n, target, epoch);
+    size_t hi = MIN(n, lo + keys);
+    uint64_t commit_ns = 0;
+    rc = folds_txn(s, list, lo, hi, n / 2, hi == n, target, epoch,
+                   &commit_ns);
+    if (paced && rc == 0 && hi < n) {
+      uint64_t rest = commit_ns * CKPT_REST_PER_COMMIT;
+      struct timespec ts = {(time_t)(rest / 1000000000u),
+                            (long)(rest % 1000000000u)};
+      nanosleep(&ts, NULL);
+      keys = ckpt_txn_keys_next(keys, commit_ns);
+    }
     lo = hi;
   } while (rc == 0 && lo < n);
   free(list);

@@ -15,6 +15,7 @@
 #ifndef CAIRN_CKPT_H
 #define CAIRN_CKPT_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "log.h"
@@ -65,5 +66,11 @@ void ckpt_request(struct ckpt *c);
 int ckpt_stop(struct ckpt *c, int final);
 
 void ckpt_stats(struct ckpt *c, struct ckpt_stats *out);
+
+/* Keys for a checkpoint's next LMDB transaction, given the last one's
+ * keys and how long its commit took: about CKPT_COMMIT_NS of commit,
+ * moving by at most a factor of 2 up or 4 down per transaction, within
+ * [CKPT_TXN_KEYS_MIN, CKPT_TXN_KEYS].  (Shared for its tests.) */
+size_t ckpt_txn_keys_next(size_t keys, uint64_t commit_ns);
 
 #endif /* CAIRN_CKPT_H */

@@ -34,9 +34,14 @@
 /* Checkpoints and the store (LMDB). */
 #define CKPT_BYTES_DEFAULT       (256ull * 1024 * 1024)
 #define CKPT_INTERVAL_MS_DEFAULT (5u * 60 * 1000)
-#define CKPT_TXN_KEYS            50000u  /* keys per LMDB write txn: LMDB
-                                            dirties at most 128Ki pages */
-#define CKPT_PAUSE_MS            2u      /* between a checkpoint's txns */
+#define CKPT_TXN_KEYS            50000u  /* most keys per LMDB write txn:
+                                            LMDB dirties at most 128Ki pages */
+#define CKPT_TXN_KEYS_MIN        16u     /* fewest keys per txn */
+#define CKPT_TXN_KEYS_FIRST      256u    /* keys in a checkpoint's first txn */
+#define CKPT_COMMIT_NS           (2u * 1000000u) /* aimed-at commit (flush)
+                                            time of one checkpoint txn */
+#define CKPT_REST_PER_COMMIT     1u      /* pause after a txn, in commit
+                                            times: the disk's duty <= 1/2 */
 #define MAP_BYTES_INITIAL        (64ull * 1024 * 1024)
 #define MAP_BYTES_MIN            (1ull * 1024 * 1024)
 #define MAP_BYTES_MAX_DEFAULT    (1ull << 40)
@@ -63,6 +68,8 @@
 #define FRAME_HDR_BYTES    48u
 
 _Static_assert(KEY_MAX <= (1u << 17), "entry packs klen into 17 bits");
+_Static_assert(CKPT_TXN_KEYS_MIN <= CKPT_TXN_KEYS_FIRST &&
+               CKPT_TXN_KEYS_FIRST <= CKPT_TXN_KEYS, "checkpoint txn sizes");
 _Static_assert(STORE_TXN_POOL < STORE_READERS, "kept txns hold reader slots");
 _Static_assert(VALUE_MAX < UINT32_MAX / 2, "value length fits a u32");
 _Static_assert(NS_NAME_MAX <= 255, "record stores ns length in one byte");

@@ -1122,6 +1122,7 @@ int store_stats(struct store *s, struct store_stats *out) {
   out->entries = data.ms_entries;
   out->expiry_index = exp.ms_entries;
   out->map_bytes = ei.me_mapsize;
+  out->map_bytes_max = s->map_bytes_max;
   out->used_bytes = ((uint64_t)ei.me_last_pgno + 1) * env.ms_psize;
   return 0;
 }

@@ -199,6 +199,7 @@ int store_due(struct store *s, int64_t now, size_t max, store_due_fn fn,
 struct store_stats {
   uint64_t entries;      /* in "data" */
   uint64_t map_bytes;    /* current map size */
+  uint64_t map_bytes_max; /* the size it may grow to */
   uint64_t used_bytes;   /* pages in use */
   uint64_t expiry_index; /* entries in "expiry" */
 };

@@ -3,7 +3,8 @@
  * seen through the public API: restart from a checkpoint plus the log after
  * it, recycling of log segments, eviction and read-through of cold entries,
  * expiry of entries only the store holds, scans across memory and the
- * store, the store's size limit, and MEMORY namespaces that stay off disk.
+ * store, the store's size limit, and MEMORY namespaces that stay off disk;
+ * and the sizing of a checkpoint's LMDB transactions (ckpt.h).
  *
  * Every test has its own directory, 1 MiB log segments (so that recycling
  * happens with little data) and a quiet logger.
@@ -22,7 +23,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <lmdb.h>
+
 #include "cairn.h"
+#include "ckpt.h"
+#include "limits.h"
 #include "testutil.h"
 
 #define SEGMENT_BYTES   (1u << 20)
@@ -854,4 +859,70 @@ Test(ckpt, a_key_read_once_from_the_store_is_not_cached_but_one_read_again_is) {
   uint64_t reads = stats().store_reads;
   expect_gen(NULL, "a", 1, 1, 100);
   cr_assert_eq(stats().store_reads, reads, "then served from memory");
+}
+
+/* ----------------------------------------------------------------------
+ * Pacing: the size of a checkpoint's LMDB transactions
+ * -------------------------------------------------------------------- */
+
+Test(ckpt, a_slow_commit_shrinks_the_next_transaction_and_a_quick_one_grows_it) {
+  size_t k = 4096;
+  cr_expect_eq(ckpt_txn_keys_next(k, CKPT_COMMIT_NS), k);
+  cr_expect_eq(ckpt_txn_keys_next(k, 2ull * CKPT_COMMIT_NS), k / 2);
+  cr_expect_eq(ckpt_txn_keys_next(k, CKPT_COMMIT_NS / 2), k * 2);
+}
+
+Test(ckpt, one_commit_moves_the_transaction_size_a_bounded_step) {
+  /* A single commit that met a busy disk (or an idle one) must not throw
+   * the size from one end to the other. */
+  size_t k = 4096;
+  cr_expect_eq(ckpt_txn_keys_next(k, 1000ull * CKPT_COMMIT_NS), k / 4);
+  cr_expect_eq(ckpt_txn_keys_next(k, 1), k * 2);
+  cr_expect_eq(ckpt_txn_keys_next(k, 0), k * 2);
+}
+
+Test(ckpt, the_transaction_size_stays_within_its_limits) {
+  cr_expect_eq(ckpt_txn_keys_next(CKPT_TXN_KEYS_MIN, 1000ull * CKPT_COMMIT_NS),
+               CKPT_TXN_KEYS_MIN);
+  cr_expect_eq(ckpt_txn_keys_next(CKPT_TXN_KEYS, 1), CKPT_TXN_KEYS);
+  cr_expect_eq(ckpt_txn_keys_next(CKPT_TXN_KEYS - 1, 1), CKPT_TXN_KEYS);
+}
+
+/* LMDB's count of committed write transactions in the store, read with
+ * the store closed. */
+static size_t store_txnid(void) {
+  char path[512];
+  snprintf(path, sizeof path, "%s/lmdb", dir);
+  MDB_env *env;
+  MDB_envinfo ei;
+  cr_assert_eq(mdb_env_create(&env), 0);
+  cr_assert_eq(mdb_env_set_maxdbs(env, 8), 0);
+  cr_assert_eq(mdb_env_open(env, path, MDB_RDONLY | MDB_NOLOCK, 0644), 0);
+  cr_assert_eq(mdb_env_info(env, &ei), 0);
+  mdb_env_close(env);
+  return ei.me_last_txnid;
+}
+
+#define PACED_KEYS 20000u
+
+/* Paced, a checkpoint starts with CKPT_TXN_KEYS_FIRST keys and at most
+ * doubles each transaction: 20000 keys take at least seven.  Near the
+ * store's size cap the same checkpoint is one transaction (see the test
+ * of a full store above). */
+Test(ckpt, a_large_checkpoint_goes_in_paced_transactions) {
+  cairn_options o = opts();
+  o.durability = CAIRN_DURABILITY_INTERVAL;
+  open_with(&o);
+  cairn_close(db);
+  db = NULL;
+  size_t before = store_txnid();
+  open_with(&o);
+  for (uint32_t i = 0; i < PACED_KEYS; i++) put_gen(NULL, "p", i, 1, 100, NULL);
+  checkpoint_ok();
+  cairn_close(db);
+  db = NULL;
+  size_t txns = store_txnid() - before;
+  cr_assert_geq(txns, 7, "%zu transactions", txns);
+  open_with(&o);
+  for (uint32_t i = 0; i < PACED_KEYS; i += 97) expect_gen(NULL, "p", i, 1, 100);
 }
