@@ -326,7 +326,8 @@ static int fold_write(struct store *s, struct store_txn *t,
 }
 
 /* Write folds [lo, hi) in one transaction: the last one of a checkpoint
- * (final) commits at ckpt_lsn; the others commit under the old LSN.  Sets
+ * (final) commits at ckpt_lsn, synced; the others commit under the old
+ * LSN, with one fsync and not two (store_commit_part).  Sets
  * *commit_ns to the commit's time (its page writes and fdatasyncs). */
 static int folds_txn(struct store *s, struct fold **list, size_t lo,
                      size_t hi, size_t mid, int final, uint64_t ckpt_lsn,
@@ -343,8 +344,7 @@ static int folds_txn(struct store *s, struct fold **list, size_t lo,
     return rc;
   }
   uint64_t t0 = mono_ns();
-  rc = final ? store_commit(t, ckpt_lsn, epoch)
-             : store_commit(t, store_ckpt_lsn(s), store_epoch(s));
+  rc = final ? store_commit(t, ckpt_lsn, epoch) : store_commit_part(t);
   *commit_ns = mono_ns() - t0;
   return rc;
 }
@@ -377,6 +377,23 @@ static int store_has_room(struct store *s, uint64_t bytes) {
   return st.map_bytes_max - st.used_bytes > 2 * bytes;
 }
 
+/* Whether a checkpoint paces itself: not at close (nobody writes then),
+ * and only while the log written since it began is short of the next
+ * checkpoint's trigger.  Past that, writes come faster than a paced
+ * checkpoint absorbs them: the log and the dirty entries in memory would
+ * grow without bound, so it goes at full speed. */
+struct pace {
+  struct wal *wal;
+  uint64_t log_bytes0; /* the log's size when the checkpoint began */
+  uint64_t log_bytes;  /* the trigger (ckpt_config.log_bytes) */
+};
+
+static int pace_on(const struct pace *p) {
+  struct wal_stats ws;
+  wal_stats(p->wal, &ws);
+  return ws.bytes - p->log_bytes0 < p->log_bytes;
+}
+
 /* Write every fold, in store order, and commit at target.
  *
  * The folds go in many LMDB transactions.  Every one but the last commits
@@ -394,12 +411,15 @@ static int store_has_room(struct store *s, uint64_t bytes) {
  * transaction holds as many keys as flush in about CKPT_COMMIT_NS, learnt
  * from the commit before it (keys per page vary with the store's size
  * and the keys' spread), and is followed by a rest as long as its commit,
- * which leaves the disk to the log at least half of the time.  (A fixed
- * 2 ms pause after 50k-key transactions, and unsynced commits with one
- * fsync at the end, were measured not to help: it is the size of each
- * flush that the log waits for.  doc/BENCHMARKS.md has the figures.) */
+ * which leaves the disk to the log at least half of the time; a put that
+ * meets a commit waits about CKPT_COMMIT_NS more.  (A fixed 2 ms pause
+ * after 50k-key transactions, and unsynced commits with one fsync at the
+ * end, were measured not to help: it is the size of each flush that the
+ * log waits for.  doc/BENCHMARKS.md has the figures.)  p NULL, or the
+ * store near its size cap, or the checkpoint behind (pace_on): no
+ * pacing. */
 static int folds_commit(struct store *s, struct fold_map *m, uint64_t target,
-                        uint64_t epoch) {
+                        uint64_t epoch, const struct pace *p) {
   struct fold **list = malloc((m->n ? m->n : 1) * sizeof *list);
   if (!list) return CAIRN_ENOMEM;
   size_t n = 0;
@@ -407,13 +427,17 @@ static int folds_commit(struct store *s, struct fold_map *m, uint64_t target,
   for (size_t i = 0; i < m->cap; i++)
     if (m->slots[i]) bytes += fold_bytes(list[n++] = m->slots[i]);
   qsort(list, n, sizeof *list, fold_cmp);
-  int rc = 0, paced = store_has_room(s, bytes);
+  int rc = 0, paced = p && store_has_room(s, bytes);
   size_t lo = 0, keys = paced ? CKPT_TXN_KEYS_FIRST : CKPT_TXN_KEYS;
   do {
     size_t hi = MIN(n, lo + keys);
     uint64_t commit_ns = 0;
     rc = folds_txn(s, list, lo, hi, n / 2, hi == n, target, epoch,
                    &commit_ns);
+    if (paced && !pace_on(p)) {
+      paced = 0; /* behind: the rest as fast as it goes */
+      keys = CKPT_TXN_KEYS;
+    }
     if (paced && rc == 0 && hi < n) {
       uint64_t rest = commit_ns * CKPT_REST_PER_COMMIT;
       struct timespec ts = {(time_t)(rest / 1000000000u),
@@ -439,7 +463,8 @@ struct ckpt {
   pthread_mutex_t mu;
   pthread_cond_t cv, done_cv;
   uint64_t req_gen, done_gen; /* checkpoints asked for, and run */
-  int last_rc, stop, final;
+  int last_rc, stop;
+  int closing; /* __atomic: the checkpoint at close is under way */
   uint64_t log_bytes_at;      /* wal bytes written at the last one */
   uint64_t last_ns;           /* monotonic time of the last one */
   struct ckpt_stats st;
@@ -456,7 +481,11 @@ static int ckpt_once(struct ckpt *c) {
   m.store = c->store;
   int rc = map_grow(&m);
   if (rc == 0) rc = wal_read(c->wal, from, target, fold_apply, &m);
-  if (rc == 0) rc = folds_commit(c->store, &m, target, c->cfg.epoch);
+  struct pace pace = {c->wal, ws.bytes, c->cfg.log_bytes};
+  if (rc == 0)
+    rc = folds_commit(c->store, &m, target, c->cfg.epoch,
+                      __atomic_load_n(&c->closing, __ATOMIC_RELAXED) ? NULL
+                                                                      : &pace);
   uint64_t keys = m.n, records = m.records;
   map_free(&m);
   if (rc) {
@@ -577,6 +606,7 @@ void ckpt_request(struct ckpt *c) {
 
 int ckpt_stop(struct ckpt *c, int final) {
   if (!c) return 0;
+  __atomic_store_n(&c->closing, 1, __ATOMIC_RELAXED);
   int rc = final ? ckpt_run(c) : 0;
   pthread_mutex_lock(&c->mu);
   c->stop = 1;

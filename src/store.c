@@ -930,6 +930,7 @@ int store_del(struct store_txn *t, const char *ns, size_t ns_len,
 
 struct commit_arg {
   uint64_t ckpt_lsn, epoch;
+  int meta_sync; /* 0: leave the meta page to the next commit's sync */
 };
 
 static int step_commit(struct store_txn *t, const void *arg) {
@@ -937,16 +938,29 @@ static int step_commit(struct store_txn *t, const void *arg) {
   int rc = meta_put_u64(t->s, t->txn, "ckpt_lsn", c->ckpt_lsn);
   if (!rc) rc = meta_put_u64(t->s, t->txn, "epoch", c->epoch);
   if (rc) return rc;
+  /* The one writer (write_mu) is the only reader of the flag. */
+  if (!c->meta_sync) mdb_env_set_flags(t->s->env, MDB_NOMETASYNC, 1);
   rc = mdb_txn_commit(t->txn);
+  if (!c->meta_sync) mdb_env_set_flags(t->s->env, MDB_NOMETASYNC, 0);
   t->txn = NULL; /* freed by LMDB whether or not it committed */
   reads_invalidate(t->s); /* even on failure: it may have reached disk */
+  return rc;
+}
+
+int store_commit_part(struct store_txn *t) {
+  cairn_assert(t);
+  struct store *s = t->s;
+  struct commit_arg c = {__atomic_load_n(&s->ckpt_lsn, __ATOMIC_ACQUIRE),
+                         __atomic_load_n(&s->epoch, __ATOMIC_ACQUIRE), 0};
+  int rc = txn_run(t, step_commit, &c);
+  store_abort(t);
   return rc;
 }
 
 int store_commit(struct store_txn *t, uint64_t ckpt_lsn, uint64_t epoch) {
   cairn_assert(t);
   struct store *s = t->s;
-  struct commit_arg c = {ckpt_lsn, epoch};
+  struct commit_arg c = {ckpt_lsn, epoch, 1};
   int rc = txn_run(t, step_commit, &c);
   if (!rc) {
     __atomic_store_n(&s->ckpt_lsn, ckpt_lsn, __ATOMIC_RELEASE);

@@ -160,6 +160,12 @@ int store_del(struct store_txn *t, const char *ns, size_t ns_len,
 /* Record ckpt_lsn and epoch, and commit (LMDB fsyncs on commit).
  * Errors: CAIRN_EFULL, CAIRN_EIO.  The txn is freed either way. */
 int store_commit(struct store_txn *t, uint64_t ckpt_lsn, uint64_t epoch);
+/* Commit under the checkpoint LSN and epoch the store has, fsyncing the
+ * data pages but not the meta page (MDB_NOMETASYNC): a crash may undo this
+ * commit, never an earlier one, and the store stays whole.  For the parts
+ * of a checkpoint before its last: they change no LSN, and recovery
+ * replays whatever they held.  Errors and freeing as store_commit. */
+int store_commit_part(struct store_txn *t);
 void store_abort(struct store_txn *t);
 
 /* ------------------------------------------------------------------------

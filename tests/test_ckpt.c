@@ -926,3 +926,22 @@ Test(ckpt, a_large_checkpoint_goes_in_paced_transactions) {
   open_with(&o);
   for (uint32_t i = 0; i < PACED_KEYS; i += 97) expect_gen(NULL, "p", i, 1, 100);
 }
+
+/* At close nobody is writing: the last checkpoint goes unpaced, in as
+ * few transactions as LMDB allows (here one, and the open's). */
+Test(ckpt, the_checkpoint_at_close_is_not_paced) {
+  cairn_options o = opts();
+  o.durability = CAIRN_DURABILITY_INTERVAL;
+  open_with(&o);
+  cairn_close(db);
+  db = NULL;
+  size_t before = store_txnid();
+  open_with(&o);
+  for (uint32_t i = 0; i < PACED_KEYS; i++) put_gen(NULL, "p", i, 1, 100, NULL);
+  cairn_close(db);
+  db = NULL;
+  size_t txns = store_txnid() - before;
+  cr_assert_leq(txns, 3, "%zu transactions", txns);
+  open_with(&o);
+  for (uint32_t i = 0; i < PACED_KEYS; i += 97) expect_gen(NULL, "p", i, 1, 100);
+}

@@ -421,6 +421,32 @@ Test(store, a_read_between_commits_holds_back_no_page_reuse, .init = setup,
   store_close(s);
 }
 
+/* A part of a checkpoint commits its keys and leaves the LSN and epoch
+ * as they were. */
+Test(store, a_partial_commit_keeps_the_checkpoint_lsn, .init = setup,
+     .fini = teardown) {
+  struct store *s = open_store(0, 0);
+  put1(s, 1, "a", sval("v1", 0, 0, 0), 10);
+  struct store_txn *t;
+  cr_assert_eq(store_begin(s, &t), 0);
+  struct store_val v = sval("v2", 0, 0, 0);
+  cr_assert_eq(store_put(t, "ns", 2, 1, 2, "b", 1, &v), 0);
+  cr_assert_eq(store_commit_part(t), 0);
+  cr_assert_eq(store_ckpt_lsn(s), 10);
+  cr_assert_eq(store_epoch(s), 1);
+  struct store_val got;
+  uint64_t lsn = 0;
+  cr_assert_eq(store_get(s, "ns", 2, 1, 2, "b", 1, &got, &lsn), 0);
+  cr_assert_eq(lsn, 10, "the snapshot names the old LSN");
+  free(got.data);
+  store_close(s);
+  s = open_store(0, 0);
+  cr_assert_eq(store_ckpt_lsn(s), 10);
+  cr_assert_eq(get1(s, 2, "b", &got), 0, "and the key is kept");
+  free(got.data);
+  store_close(s);
+}
+
 /* ------------------------------------------------------------------------
  * Checkpoint LSN seen by readers.
  * --------------------------------------------------------------------- */
