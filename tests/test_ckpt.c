@@ -905,43 +905,39 @@ static size_t store_txnid(void) {
 
 #define PACED_KEYS 20000u
 
+/* LMDB transactions that writing PACED_KEYS keys cost, checkpointed by
+ * cairn_checkpoint (explicit) or by the close alone; the keys are checked
+ * after. */
+static size_t txns_to_checkpoint(int explicit) {
+  cairn_options o = opts();
+  o.durability = CAIRN_DURABILITY_INTERVAL;
+  open_with(&o);
+  cairn_close(db);
+  db = NULL;
+  size_t before = store_txnid();
+  open_with(&o);
+  for (uint32_t i = 0; i < PACED_KEYS; i++) put_gen(NULL, "p", i, 1, 100, NULL);
+  if (explicit) checkpoint_ok();
+  cairn_close(db);
+  db = NULL;
+  size_t txns = store_txnid() - before;
+  open_with(&o);
+  for (uint32_t i = 0; i < PACED_KEYS; i += 97) expect_gen(NULL, "p", i, 1, 100);
+  return txns;
+}
+
 /* Paced, a checkpoint starts with CKPT_TXN_KEYS_FIRST keys and at most
  * doubles each transaction: 20000 keys take at least seven.  Near the
  * store's size cap the same checkpoint is one transaction (see the test
  * of a full store above). */
 Test(ckpt, a_large_checkpoint_goes_in_paced_transactions) {
-  cairn_options o = opts();
-  o.durability = CAIRN_DURABILITY_INTERVAL;
-  open_with(&o);
-  cairn_close(db);
-  db = NULL;
-  size_t before = store_txnid();
-  open_with(&o);
-  for (uint32_t i = 0; i < PACED_KEYS; i++) put_gen(NULL, "p", i, 1, 100, NULL);
-  checkpoint_ok();
-  cairn_close(db);
-  db = NULL;
-  size_t txns = store_txnid() - before;
+  size_t txns = txns_to_checkpoint(1);
   cr_assert_geq(txns, 7, "%zu transactions", txns);
-  open_with(&o);
-  for (uint32_t i = 0; i < PACED_KEYS; i += 97) expect_gen(NULL, "p", i, 1, 100);
 }
 
 /* At close nobody is writing: the last checkpoint goes unpaced, in as
  * few transactions as LMDB allows (here one, and the open's). */
 Test(ckpt, the_checkpoint_at_close_is_not_paced) {
-  cairn_options o = opts();
-  o.durability = CAIRN_DURABILITY_INTERVAL;
-  open_with(&o);
-  cairn_close(db);
-  db = NULL;
-  size_t before = store_txnid();
-  open_with(&o);
-  for (uint32_t i = 0; i < PACED_KEYS; i++) put_gen(NULL, "p", i, 1, 100, NULL);
-  cairn_close(db);
-  db = NULL;
-  size_t txns = store_txnid() - before;
+  size_t txns = txns_to_checkpoint(0);
   cr_assert_leq(txns, 3, "%zu transactions", txns);
-  open_with(&o);
-  for (uint32_t i = 0; i < PACED_KEYS; i += 97) expect_gen(NULL, "p", i, 1, 100);
 }
