@@ -415,9 +415,18 @@ CAIRN_EXPORT int cairn_sync(cairn *db);
  * of the log now, and wait for it.  Checkpoints also run by themselves
  * (checkpoint_bytes, checkpoint_interval_ms, and at close), never stopping
  * reads or writes.  A restart replays only the log after the last one.
+ * A checkpoint paces its writes to LMDB so that the log's fsyncs, and so
+ * the writers' latency, barely notice it; it takes several times longer
+ * than it would flat out (unless writers outrun it: then it hurries).
  * Errors: CAIRN_EFULL (the store reached map_bytes_max), CAIRN_EIO,
  * CAIRN_ECORRUPT, CAIRN_ECLOSING. */
 CAIRN_EXPORT int cairn_checkpoint(cairn *db);
+
+/* cairn_checkpoint_now - cairn_checkpoint without the pacing, for a
+ * caller that waits on it (a synchronous save); one under way stops
+ * pacing too.  The checkpoint at close is always this one.  Errors as
+ * cairn_checkpoint. */
+CAIRN_EXPORT int cairn_checkpoint_now(cairn *db);
 
 /* The statistics type is `struct cairn_stats`: C does not allow a typedef
  * and a function to share the name cairn_stats. */

@@ -377,18 +377,23 @@ static int store_has_room(struct store *s, uint64_t bytes) {
   return st.map_bytes_max - st.used_bytes > 2 * bytes;
 }
 
-/* Whether a checkpoint paces itself: not at close (nobody writes then),
- * and only while the log written since it began is short of the next
- * checkpoint's trigger.  Past that, writes come faster than a paced
- * checkpoint absorbs them: the log and the dirty entries in memory would
- * grow without bound, so it goes at full speed. */
+/* Whether a checkpoint paces itself: not while someone waits on it
+ * (cairn_checkpoint_now, the close), and only while the log written since
+ * it began is short of the next checkpoint's trigger.  Past that, writes
+ * come faster than a paced checkpoint absorbs them: the log and the dirty
+ * entries in memory would grow without bound, so it goes at full speed. */
 struct pace {
   struct wal *wal;
   uint64_t log_bytes0; /* the log's size when the checkpoint began */
   uint64_t log_bytes;  /* the trigger (ckpt_config.log_bytes) */
+  const uint64_t *hurry_gen; /* __atomic: the last request to hurry */
+  uint64_t done_gen;   /* requests served before this checkpoint began */
 };
 
 static int pace_on(const struct pace *p) {
+  /* A hurried request waits on this checkpoint (or the next). */
+  if (__atomic_load_n(p->hurry_gen, __ATOMIC_RELAXED) > p->done_gen)
+    return 0;
   struct wal_stats ws;
   wal_stats(p->wal, &ws);
   return ws.bytes - p->log_bytes0 < p->log_bytes;
@@ -415,9 +420,8 @@ static int pace_on(const struct pace *p) {
  * meets a commit waits about CKPT_COMMIT_NS more.  (A fixed 2 ms pause
  * after 50k-key transactions, and unsynced commits with one fsync at the
  * end, were measured not to help: it is the size of each flush that the
- * log waits for.  doc/BENCHMARKS.md has the figures.)  p NULL, or the
- * store near its size cap, or the checkpoint behind (pace_on): no
- * pacing. */
+ * log waits for.  doc/BENCHMARKS.md has the figures.)  No pacing when
+ * pace_on says so, or with the store near its size cap. */
 static int folds_commit(struct store *s, struct fold_map *m, uint64_t target,
                         uint64_t epoch, const struct pace *p) {
   struct fold **list = malloc((m->n ? m->n : 1) * sizeof *list);
@@ -427,7 +431,7 @@ static int folds_commit(struct store *s, struct fold_map *m, uint64_t target,
   for (size_t i = 0; i < m->cap; i++)
     if (m->slots[i]) bytes += fold_bytes(list[n++] = m->slots[i]);
   qsort(list, n, sizeof *list, fold_cmp);
-  int rc = 0, paced = p && store_has_room(s, bytes);
+  int rc = 0, paced = pace_on(p) && store_has_room(s, bytes);
   size_t lo = 0, keys = paced ? CKPT_TXN_KEYS_FIRST : CKPT_TXN_KEYS;
   do {
     size_t hi = MIN(n, lo + keys);
@@ -464,14 +468,15 @@ struct ckpt {
   pthread_cond_t cv, done_cv;
   uint64_t req_gen, done_gen; /* checkpoints asked for, and run */
   int last_rc, stop;
-  int closing; /* __atomic: the checkpoint at close is under way */
+  uint64_t hurry_gen;         /* __atomic: the last request that hurries */
   uint64_t log_bytes_at;      /* wal bytes written at the last one */
   uint64_t last_ns;           /* monotonic time of the last one */
   struct ckpt_stats st;
 };
 
-/* One checkpoint, from the thread.  mu not held. */
-static int ckpt_once(struct ckpt *c) {
+/* One checkpoint, from the thread, serving the requests after done_gen.
+ * mu not held. */
+static int ckpt_once(struct ckpt *c, uint64_t done_gen) {
   struct wal_stats ws;
   wal_stats(c->wal, &ws);
   uint64_t from = store_ckpt_lsn(c->store), target = ws.durable_lsn;
@@ -481,11 +486,9 @@ static int ckpt_once(struct ckpt *c) {
   m.store = c->store;
   int rc = map_grow(&m);
   if (rc == 0) rc = wal_read(c->wal, from, target, fold_apply, &m);
-  struct pace pace = {c->wal, ws.bytes, c->cfg.log_bytes};
-  if (rc == 0)
-    rc = folds_commit(c->store, &m, target, c->cfg.epoch,
-                      __atomic_load_n(&c->closing, __ATOMIC_RELAXED) ? NULL
-                                                                      : &pace);
+  struct pace pace = {c->wal, ws.bytes, c->cfg.log_bytes, &c->hurry_gen,
+                      done_gen};
+  if (rc == 0) rc = folds_commit(c->store, &m, target, c->cfg.epoch, &pace);
   uint64_t keys = m.n, records = m.records;
   map_free(&m);
   if (rc) {
@@ -542,9 +545,9 @@ static void *ckpt_main(void *arg) {
       pthread_cond_timedwait(&c->cv, &c->mu, &ts);
       continue;
     }
-    uint64_t gen = c->req_gen;
+    uint64_t gen = c->req_gen, done = c->done_gen;
     pthread_mutex_unlock(&c->mu);
-    int rc = ckpt_once(c);
+    int rc = ckpt_once(c, done);
     pthread_mutex_lock(&c->mu);
     c->last_ns = mono_ns();
     c->last_rc = rc;
@@ -586,9 +589,10 @@ int ckpt_start(struct wal *w, struct store *s, const struct ckpt_config *cfg,
   return 0;
 }
 
-int ckpt_run(struct ckpt *c) {
+int ckpt_run(struct ckpt *c, int hurry) {
   pthread_mutex_lock(&c->mu);
   uint64_t want = ++c->req_gen;
+  if (hurry) __atomic_store_n(&c->hurry_gen, want, __ATOMIC_RELAXED);
   pthread_cond_signal(&c->cv);
   while (c->done_gen < want && !c->stop)
     pthread_cond_wait(&c->done_cv, &c->mu);
@@ -606,8 +610,7 @@ void ckpt_request(struct ckpt *c) {
 
 int ckpt_stop(struct ckpt *c, int final) {
   if (!c) return 0;
-  __atomic_store_n(&c->closing, 1, __ATOMIC_RELAXED);
-  int rc = final ? ckpt_run(c) : 0;
+  int rc = final ? ckpt_run(c, 1) : 0;
   pthread_mutex_lock(&c->mu);
   c->stop = 1;
   pthread_cond_broadcast(&c->cv);

@@ -53,10 +53,11 @@ struct ckpt_stats {
 int ckpt_start(struct wal *w, struct store *s, const struct ckpt_config *cfg,
                struct ckpt **out);
 
-/* Run a checkpoint now and wait for it.  Returns 0, or the error of a
- * failed checkpoint (CAIRN_EFULL when the store is at its size limit,
- * CAIRN_EIO, CAIRN_ECORRUPT). */
-int ckpt_run(struct ckpt *c);
+/* Run a checkpoint now and wait for it: paced (see folds_commit), or,
+ * with hurry, as fast as it goes (a paced one under way stops pacing).
+ * Returns 0, or the error of a failed checkpoint (CAIRN_EFULL when the
+ * store is at its size limit, CAIRN_EIO, CAIRN_ECORRUPT). */
+int ckpt_run(struct ckpt *c, int hurry);
 
 /* Ask for a checkpoint soon, without waiting (memory pressure). */
 void ckpt_request(struct ckpt *c);

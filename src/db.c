@@ -186,7 +186,12 @@ CAIRN_EXPORT int cairn_sync(cairn *db) {
 
 CAIRN_EXPORT int cairn_checkpoint(cairn *db) {
   if (!db) return CAIRN_EINVAL;
-  return ckpt_run(db->ckpt);
+  return ckpt_run(db->ckpt, 0);
+}
+
+CAIRN_EXPORT int cairn_checkpoint_now(cairn *db) {
+  if (!db) return CAIRN_EINVAL;
+  return ckpt_run(db->ckpt, 1);
 }
 
 /* ckpt_config.done: after a checkpoint, the entries at or below lsn are

@@ -906,9 +906,8 @@ static size_t store_txnid(void) {
 #define PACED_KEYS 20000u
 
 /* LMDB transactions that writing PACED_KEYS keys cost, checkpointed by
- * cairn_checkpoint (explicit) or by the close alone; the keys are checked
- * after. */
-static size_t txns_to_checkpoint(int explicit) {
+ * fn (NULL: by the close alone); the keys are checked after. */
+static size_t txns_to_checkpoint(int (*fn)(cairn *)) {
   cairn_options o = opts();
   o.durability = CAIRN_DURABILITY_INTERVAL;
   open_with(&o);
@@ -917,7 +916,7 @@ static size_t txns_to_checkpoint(int explicit) {
   size_t before = store_txnid();
   open_with(&o);
   for (uint32_t i = 0; i < PACED_KEYS; i++) put_gen(NULL, "p", i, 1, 100, NULL);
-  if (explicit) checkpoint_ok();
+  if (fn) cr_assert_eq(fn(db), 0);
   cairn_close(db);
   db = NULL;
   size_t txns = store_txnid() - before;
@@ -931,13 +930,19 @@ static size_t txns_to_checkpoint(int explicit) {
  * store's size cap the same checkpoint is one transaction (see the test
  * of a full store above). */
 Test(ckpt, a_large_checkpoint_goes_in_paced_transactions) {
-  size_t txns = txns_to_checkpoint(1);
+  size_t txns = txns_to_checkpoint(cairn_checkpoint);
   cr_assert_geq(txns, 7, "%zu transactions", txns);
 }
 
-/* At close nobody is writing: the last checkpoint goes unpaced, in as
- * few transactions as LMDB allows (here one, and the open's). */
+/* A checkpoint someone waits on goes unpaced, in as few transactions as
+ * LMDB allows (here one, and the open's): the one at close, and
+ * cairn_checkpoint_now. */
 Test(ckpt, the_checkpoint_at_close_is_not_paced) {
-  size_t txns = txns_to_checkpoint(0);
+  size_t txns = txns_to_checkpoint(NULL);
+  cr_assert_leq(txns, 3, "%zu transactions", txns);
+}
+
+Test(ckpt, cairn_checkpoint_now_is_not_paced) {
+  size_t txns = txns_to_checkpoint(cairn_checkpoint_now);
   cr_assert_leq(txns, 3, "%zu transactions", txns);
 }
