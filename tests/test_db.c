@@ -753,9 +753,13 @@ Test(db, max_entries_leaves_other_namespaces_in_memory) {
  * Max-idle earned by reads survives leaving memory
  * --------------------------------------------------------------------- */
 
-#define IDLE_MS      5000u /* the session's max-idle */
-#define IDLE_READ_MS 1000u /* when it is read: a deadline of 6000 */
-#define IDLE_LATE_MS 5300u /* past the write's deadline, not the read's */
+/* A session with max-idle I is read at IDLE_READ_MS, and checked at
+ * I + IDLE_LATE_MS: past its write's deadline, before its read's. */
+#define IDLE_MS      5000u  /* the restart test's I */
+#define IDLE_EVICT_MS 10000u /* the eviction test's I: three rounds of
+                                eviction fit (slowly, under sanitizers) */
+#define IDLE_READ_MS 1000u
+#define IDLE_LATE_MS 300u
 #define IDLE_FILL    3000u
 
 static int64_t wall_ms(void) {
@@ -769,8 +773,8 @@ static void sleep_until(int64_t t_ms) {
   if (d > 0) usleep((useconds_t)d * 1000);
 }
 
-static int64_t put_session(const char *ns) {
-  cairn_write w = {.flags = CAIRN_W_MAX_IDLE, .max_idle_ms = IDLE_MS};
+static int64_t put_session(const char *ns, uint64_t idle_ms) {
+  cairn_write w = {.flags = CAIRN_W_MAX_IDLE, .max_idle_ms = idle_ms};
   int64_t t0 = wall_ms();
   cr_assert_eq(cairn_put(db, ns, "sid", 3, "alive", 5, &w), 0);
   return t0;
@@ -779,12 +783,12 @@ static int64_t put_session(const char *ns) {
 /* A session read, never written, since its last write: a clean restart
  * must keep the deadline the read moved, not go back to the write's. */
 Test(db, a_clean_restart_keeps_the_max_idle_that_reads_earned) {
-  int64_t t0 = put_session("sessions");
+  int64_t t0 = put_session("sessions", IDLE_MS);
   reopen(); /* checkpointed: the store has the write's last access */
   sleep_until(t0 + IDLE_READ_MS);
   expect("sessions", "sid", "alive");
   reopen();
-  sleep_until(t0 + IDLE_LATE_MS);
+  sleep_until(t0 + IDLE_MS + IDLE_LATE_MS);
   cr_assert_lt(wall_ms(), t0 + IDLE_READ_MS + IDLE_MS, "the test ran late");
   expect("sessions", "sid", "alive");
 }
@@ -793,8 +797,8 @@ Test(db, a_clean_restart_keeps_the_max_idle_that_reads_earned) {
  * access is logged, and it goes only once a checkpoint has it. */
 Test(db, an_evicted_entry_keeps_the_max_idle_that_reads_earned) {
   define_bounded("sessions", BOUND);
-  int64_t t0 = put_session("sessions");
-  cr_assert_eq(cairn_checkpoint(db), 0);
+  int64_t t0 = put_session("sessions", IDLE_EVICT_MS);
+  cr_assert_eq(cairn_checkpoint_now(db), 0);
   sleep_until(t0 + IDLE_READ_MS);
   expect("sessions", "sid", "alive");
   /* Each round brings the namespace over its bound again: the first
@@ -806,11 +810,12 @@ Test(db, an_evicted_entry_keeps_the_max_idle_that_reads_earned) {
       snprintf(k, sizeof k, "f%u-%05u", round, i);
       put("sessions", k, "filler");
     }
-    cr_assert_eq(cairn_checkpoint(db), 0);
+    cr_assert_eq(cairn_checkpoint_now(db), 0);
     wait_entries_at_most(BOUND);
   }
-  sleep_until(t0 + IDLE_LATE_MS);
-  cr_assert_lt(wall_ms(), t0 + IDLE_READ_MS + IDLE_MS, "the test ran late");
+  sleep_until(t0 + IDLE_EVICT_MS + IDLE_LATE_MS);
+  cr_assert_lt(wall_ms(), t0 + IDLE_READ_MS + IDLE_EVICT_MS,
+               "the test ran late");
   struct cairn_stats before, after;
   cr_assert_eq(cairn_stats(db, &before), 0);
   expect("sessions", "sid", "alive");
