@@ -378,10 +378,11 @@ static int store_has_room(struct store *s, uint64_t bytes) {
 }
 
 /* Whether a checkpoint paces itself: not while someone waits on it
- * (cairn_checkpoint_now, the close), and only while the log written since
- * it began is short of the next checkpoint's trigger.  Past that, writes
- * come faster than a paced checkpoint absorbs them: the log and the dirty
- * entries in memory would grow without bound, so it goes at full speed. */
+ * (cairn_checkpoint_now, the close) or memory needs it (ckpt_request),
+ * and only while the log written since it began is short of the next
+ * checkpoint's trigger.  Past that, writes come faster than a paced
+ * checkpoint absorbs them: the log and the dirty entries in memory would
+ * grow without bound, so it goes at full speed. */
 struct pace {
   struct wal *wal;
   uint64_t log_bytes0; /* the log's size when the checkpoint began */
@@ -391,7 +392,8 @@ struct pace {
 };
 
 static int pace_on(const struct pace *p) {
-  /* A hurried request waits on this checkpoint (or the next). */
+  /* A hurried request waits on this checkpoint (or the next), or memory
+   * does. */
   if (__atomic_load_n(p->hurry_gen, __ATOMIC_RELAXED) > p->done_gen)
     return 0;
   struct wal_stats ws;
@@ -604,6 +606,9 @@ int ckpt_run(struct ckpt *c, int hurry) {
 void ckpt_request(struct ckpt *c) {
   pthread_mutex_lock(&c->mu);
   if (c->req_gen == c->done_gen) c->req_gen++;
+  /* Memory holds more unwritten entries than its budget: only this
+   * checkpoint makes them evictable, so it must not crawl. */
+  __atomic_store_n(&c->hurry_gen, c->req_gen, __ATOMIC_RELAXED);
   pthread_cond_signal(&c->cv);
   pthread_mutex_unlock(&c->mu);
 }

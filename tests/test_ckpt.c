@@ -946,3 +946,36 @@ Test(ckpt, cairn_checkpoint_now_is_not_paced) {
   size_t txns = txns_to_checkpoint(cairn_checkpoint_now);
   cr_assert_leq(txns, 3, "%zu transactions", txns);
 }
+
+/* Entries written since the last checkpoint fill the memory budget: the
+ * checkpoint that memory pressure asks for is not paced, since only it
+ * makes them evictable.  Paced, this many keys would take hundreds of
+ * transactions (about 20 keys each on this kind of disk). */
+Test(ckpt, a_checkpoint_for_memory_pressure_is_not_paced) {
+  cairn_options o = opts();
+  o.durability = CAIRN_DURABILITY_INTERVAL;
+  o.interval_ms = 5;
+  o.max_memory = 1u << 20;
+  o.checkpoint_bytes = 1ull << 40;
+  o.checkpoint_interval_ms = 3600u * 1000u;
+  open_with(&o);
+  cairn_close(db);
+  db = NULL;
+  size_t before = store_txnid();
+  open_with(&o);
+  for (uint32_t i = 0; i < PACED_KEYS; i++) put_gen(NULL, "m", i, 1, 100, NULL);
+  struct cairn_stats st = stats();
+  for (unsigned ms = 0; st.checkpoints == 0 && ms < WAIT_MS_MAX; ms += 10) {
+    sleep_ms(10);
+    st = stats();
+  }
+  cr_assert_gt(st.checkpoints, 0, "memory pressure asked for a checkpoint");
+  uint64_t mem = wait_memory_at_most(o.max_memory);
+  cr_assert_leq(mem, o.max_memory, "memory back under its budget");
+  cairn_close(db);
+  db = NULL;
+  size_t txns = store_txnid() - before;
+  cr_assert_lt(txns, 100, "%zu transactions", txns);
+  open_with(&o);
+  for (uint32_t i = 0; i < PACED_KEYS; i += 97) expect_gen(NULL, "m", i, 1, 100);
+}
