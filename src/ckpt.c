@@ -378,8 +378,7 @@ static int store_has_room(struct store *s, uint64_t bytes) {
 }
 
 /* Whether a checkpoint paces itself: not while someone waits on it
- * (cairn_checkpoint_now, the close) or memory is over its budget with
- * entries only it can make evictable (ckpt_request),
+ * (cairn_checkpoint_now, the close) or memory needs it (ckpt_request),
  * and only while the log written since it began is short of the next
  * checkpoint's trigger.  Past that, writes come faster than a paced
  * checkpoint absorbs them: the log and the dirty entries in memory would
@@ -604,10 +603,12 @@ int ckpt_run(struct ckpt *c, int hurry) {
   return rc;
 }
 
-void ckpt_request(struct ckpt *c, int hurry) {
+void ckpt_request(struct ckpt *c) {
   pthread_mutex_lock(&c->mu);
   if (c->req_gen == c->done_gen) c->req_gen++;
-  if (hurry) __atomic_store_n(&c->hurry_gen, c->req_gen, __ATOMIC_RELAXED);
+  /* Memory holds more unwritten entries than its budget: only this
+   * checkpoint makes them evictable, so it must not crawl. */
+  __atomic_store_n(&c->hurry_gen, c->req_gen, __ATOMIC_RELAXED);
   pthread_cond_signal(&c->cv);
   pthread_mutex_unlock(&c->mu);
 }

@@ -59,10 +59,9 @@ int ckpt_start(struct wal *w, struct store *s, const struct ckpt_config *cfg,
  * store is at its size limit, CAIRN_EIO, CAIRN_ECORRUPT). */
 int ckpt_run(struct ckpt *c, int hurry);
 
-/* Ask for a checkpoint soon, without waiting (memory pressure: the
- * entries it writes become evictable); with hurry, unpaced, and one under
- * way stops pacing. */
-void ckpt_request(struct ckpt *c, int hurry);
+/* Ask for a checkpoint soon, without waiting, and unpaced (memory
+ * pressure: the entries it writes become evictable). */
+void ckpt_request(struct ckpt *c);
 
 /* Stop the thread; with final, run one last checkpoint first.  Returns
  * that checkpoint's result.  NULL is fine. */

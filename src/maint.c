@@ -296,10 +296,8 @@ static void evict_locked(cairn *db, struct evict_ctx *c) {
     mem = freed < mem ? mem - freed : 0;
     if ((i & 63) == 63) mem = db_memory(db);
   }
-  /* What is left is mostly dirty: only a checkpoint makes it evictable.
-   * Past the budget itself, that checkpoint must not crawl. */
-  mem = db_memory(db);
-  if (mem > low) ckpt_request(db->ckpt, mem > budget);
+  /* What is left is mostly dirty: only a checkpoint makes it evictable. */
+  if (db_memory(db) > low) ckpt_request(db->ckpt);
 }
 
 /* Hold namespace s to its max_entries: evict by its own hand until it is
@@ -326,7 +324,7 @@ static void evict_ns_locked(cairn *db, struct ns *s, struct evict_ctx *c) {
   /* Still over: what is left is dirty, which only a checkpoint cleans. */
   uint64_t ckpt = __atomic_load_n(&db->ckpt_lsn, __ATOMIC_ACQUIRE);
   int over = table_count(s->t) > max;
-  if (over) ckpt_request(db->ckpt, 1);
+  if (over) ckpt_request(db->ckpt);
   __atomic_store_n(&s->evict_stuck, over ? ckpt + 1 : 0, __ATOMIC_RELAXED);
 }
 
