@@ -241,25 +241,22 @@ static struct entry *db_adopt(struct ns *s, uint64_t hash, const void *key,
   return loaded;
 }
 
-/* Load key from the store and put it in memory, if nothing was evicted
- * from its shard since the eviction count was seq (read under the shard's
- * lock, with key missing from memory).  Else *retry is set and no lock is
- * held; on success the write lock is held.  No lock held on entry. */
-static int db_fill(cairn *db, struct ns *s, uint64_t hash, const void *key,
-                   size_t klen, uint32_t seq, int64_t now, struct entry **out,
-                   int *retry) {
+/* Put `loaded`, key's state just read from the store (NULL: absent), in
+ * memory, if nothing was evicted from its shard since the eviction count
+ * was seq (read under the shard's lock, with key missing from memory).
+ * Else *retry is set and no lock is held; otherwise the write lock is
+ * held.  No lock held on entry. */
+static void db_settle(struct ns *s, uint64_t hash, const void *key,
+                      size_t klen, struct entry *loaded, uint32_t seq,
+                      int64_t now, struct entry **out, int *retry) {
   unsigned shard = table_shard(hash);
-  struct entry *loaded;
-  int rc = db_load(db, s, hash, key, klen, &loaded);
-  if (rc) return rc;
   table_wrlock(s->t, shard);
   struct entry *e = db_adopt(s, hash, key, klen, loaded, seq, retry);
   if (*retry) {
     table_unlock(s->t, shard);
-    return 0;
+    return;
   }
   *out = db_entry_live(e, now) ? e : NULL;
-  return 0;
 }
 
 int db_lookup(cairn *db, struct ns *s, uint64_t hash, const void *key,
@@ -274,8 +271,11 @@ int db_lookup(cairn *db, struct ns *s, uint64_t hash, const void *key,
     }
     uint32_t seq = __atomic_load_n(&s->evict_seq[shard], __ATOMIC_ACQUIRE);
     table_unlock(s->t, shard);
-    int retry, rc = db_fill(db, s, hash, key, klen, seq, now, out, &retry);
-    if (rc || !retry) return rc;
+    struct entry *loaded;
+    int retry, rc = db_load(db, s, hash, key, klen, &loaded);
+    if (rc) return rc;
+    db_settle(s, hash, key, klen, loaded, seq, now, out, &retry);
+    if (!retry) return 0;
   }
   log_error(&db->log, "a key of namespace %s kept being evicted while it "
             "was loaded", s->name);
@@ -963,18 +963,23 @@ static int get_copy(struct entry *e, int64_t now, cairn_value *out) {
   return value_copy(e, out);
 }
 
-#define COLD_CACHE 1 /* get_cold: the entry must be cached after all */
+#define COLD_CACHE 1 /* get_cold: an entry was made, to be cached */
 
 struct cold_get {
   int64_t now;
+  int cache;
   cairn_value *out;
+  struct load_arg load;
 };
 
 static int cold_copy(void *arg, const struct store_val *v) {
   struct cold_get *g = arg;
   /* Reading an entry with a max-idle moves its deadline: memory must
    * hold the entry for the access to count. */
-  if (v->max_idle_ms) return COLD_CACHE;
+  if (g->cache || v->max_idle_ms) {
+    int rc = load_entry(&g->load, v);
+    return rc ? rc : COLD_CACHE;
+  }
   if (v->expire_at_ms && v->expire_at_ms <= g->now) return CAIRN_ENOTFOUND;
   char *p = malloc(v->len + 1);
   if (!p) return CAIRN_ENOMEM;
@@ -988,16 +993,20 @@ static int cold_copy(void *arg, const struct store_val *v) {
   return 0;
 }
 
-/* A get that missed memory and is not to be cached: the value is copied
- * out of the store's map, with no entry made.  Memory held no newer state
- * of the key when it missed, and anything evicted since is in the store,
- * so the store's copy is current.  Returns 0, an error, or COLD_CACHE. */
+/* A get that missed memory: one store lookup.  Unless the key is to be
+ * cached (cache, or a max-idle), the value is copied out of the store's
+ * map into *out with no entry made: memory held no newer state of the
+ * key when it missed, and anything evicted since is in the store, so the
+ * store's copy is current.  Else the entry is made (*loaded) and
+ * COLD_CACHE returned. */
 static int get_cold(cairn *db, struct ns *s, uint64_t hash, const void *key,
-                    size_t klen, int64_t now, cairn_value *out) {
-  struct cold_get g = {now, out};
+                    size_t klen, int64_t now, int cache, cairn_value *out,
+                    struct entry **loaded) {
+  struct cold_get g = {now, cache, out, {key, klen, hash, NULL}};
   int rc = store_read(db->store, s->name, s->len, table_shard(hash),
                       (uint32_t)(hash >> 32), key, klen, cold_copy, &g, NULL);
-  db_count(db, CNT_STORE_READS, rc != COLD_CACHE);
+  db_count(db, CNT_STORE_READS, 1);
+  *loaded = g.load.e;
   return rc;
 }
 
@@ -1022,15 +1031,16 @@ CAIRN_EXPORT int cairn_get(cairn *db, const char *ns, const void *key,
     table_unlock(s->t, shard);
     /* Not in memory: one store lookup, the entry cached only if the key
      * was read lately (see db_admit). */
-    rc = db_admit(db, hash) ? COLD_CACHE
-                            : get_cold(db, s, hash, key, klen, now, out);
+    struct entry *loaded;
+    rc = get_cold(db, s, hash, key, klen, now, db_admit(db, hash), out,
+                  &loaded);
     if (rc == COLD_CACHE) {
-      /* Memory lacked it at seq: unless an eviction came since, one
-       * store lookup caches it. */
+      /* Memory lacked it at seq: unless an eviction came since, this
+       * lookup caches it. */
       int retry;
-      rc = db_fill(db, s, hash, key, klen, seq, now, &e, &retry);
-      if (!rc && retry) rc = db_lookup(db, s, hash, key, klen, now, &e);
-      if (rc) return rc;
+      db_settle(s, hash, key, klen, loaded, seq, now, &e, &retry);
+      if (retry && (rc = db_lookup(db, s, hash, key, klen, now, &e)) != 0)
+        return rc;
       rc = get_copy(e, now, out);
       table_unlock(s->t, shard);
       db_mem_grew(db);

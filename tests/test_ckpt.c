@@ -536,8 +536,10 @@ Test(ckpt, a_cold_read_caches_an_entry_with_a_max_idle) {
   expect_str(NULL, "plain", "forever");
   expect_str(NULL, "token", "lifespan-bound");
   cr_assert_eq(stats().entries, 0, "a first read is not cached");
+  uint64_t before = stats().store_reads;
   expect_str(NULL, "session", "idle-bound");
   cr_assert_eq(stats().entries, 1, "the max-idle entry is cached");
+  cr_assert_eq(stats().store_reads, before + 1, "by one store lookup");
   uint64_t reads = stats().store_reads;
   expect_str(NULL, "session", "idle-bound");
   cr_assert_eq(stats().store_reads, reads, "and read from memory after");
