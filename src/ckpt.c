@@ -360,7 +360,7 @@ size_t ckpt_txn_keys_next(size_t keys, uint64_t commit_ns) {
  * node, an expiry-index entry. */
 static uint64_t fold_bytes(const struct fold *f) {
   size_t vlen = f->obj ? cobj_blob_len(f->obj) : f->vlen;
-  return 2u * (f->ns_len + f->klen) + vlen + STORE_VAL_HDR + 32u;
+  return 2u * (f->ns_len + f->klen) + vlen + STORE_VAL_HDR_MAX + 32u;
 }
 
 /* Has the store room for a checkpoint of about `bytes` twice over?

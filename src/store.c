@@ -42,12 +42,13 @@
 #define DKEY_MAX              (STORE_KEY_LIMIT - EKEY_PREFIX)
 #define LKEY_TAIL             9u   /* the marker and the hash of a stand-in */
 #define LKEY_MARKER           0xffu
-#define VAL_LKEY_HDR          4u   /* u32 klen before a long key's bytes */
+#define VARINT_MAX            10u  /* bytes of a 64-bit varint */
 
 _Static_assert(DKEY_FIXED + NS_NAME_MAX + LKEY_TAIL + 1 <= DKEY_MAX,
                "a stand-in keeps at least one byte of the key");
 _Static_assert(STORE_KEY_LIMIT < STORE_KEY_BUF, "a key fits the buffer");
-_Static_assert(KEY_MAX < UINT32_MAX - VALUE_MAX - STORE_VAL_HDR - 4,
+_Static_assert(STORE_VAL_HDR_MAX >= 2 + 4 * VARINT_MAX + 5, "the header bound");
+_Static_assert(KEY_MAX < UINT32_MAX - VALUE_MAX - STORE_VAL_HDR_MAX,
                "a long key and the value fit one LMDB value");
 _Static_assert(TABLE_SHARDS <= 256, "a shard fits the key's u8");
 
@@ -237,25 +238,77 @@ static int64_t val_deadline(const struct store_val *v) {
   return d;
 }
 
+/* Unsigned LEB128: 7 bits a byte, low first, at most VARINT_MAX bytes. */
+static size_t varint_len(uint64_t v) {
+  size_t n = 1;
+  while (v >= 0x80) {
+    v >>= 7;
+    n++;
+  }
+  return n;
+}
+
+static uint8_t *varint_put(uint8_t *p, uint64_t v) {
+  while (v >= 0x80) {
+    *p++ = (uint8_t)(v | 0x80);
+    v >>= 7;
+  }
+  *p++ = (uint8_t)v;
+  return p;
+}
+
+/* Read a varint from [*p, end) into *v and advance *p; -1 if it runs past
+ * end, is longer than VARINT_MAX bytes, overflows 64 bits or carries a
+ * redundant zero byte (each value has one encoding). */
+static int varint_get(const uint8_t **p, const uint8_t *end, uint64_t *v) {
+  uint64_t x = 0;
+  for (unsigned i = 0, shift = 0; i < VARINT_MAX; i++, shift += 7) {
+    if (*p + i >= end) return -1;
+    uint8_t b = (*p)[i];
+    if (i == VARINT_MAX - 1 && b > 1) return -1;
+    x |= (uint64_t)(b & 0x7f) << shift;
+    if (!(b & 0x80)) {
+      if (i && !b) return -1;
+      *p += i + 1;
+      *v = x;
+      return 0;
+    }
+  }
+  return -1;
+}
+
+/* The header fields v carries beyond flags, type and version. */
+static unsigned val_flags(const struct store_val *v, size_t lklen) {
+  return (lklen ? STORE_VF_LONGKEY : 0) |
+         (v->expire_at_ms ? STORE_VF_EXPIRE : 0) |
+         (v->max_idle_ms ? STORE_VF_IDLE : 0) |
+         (v->last_access_ms ? STORE_VF_ACCESS : 0);
+}
+
 /* The stored size of v; lklen is the long key it carries (0: none). */
 static size_t val_len(const struct store_val *v, size_t lklen) {
-  return STORE_VAL_HDR + (lklen ? VAL_LKEY_HDR + lklen : 0) + v->len;
+  unsigned f = val_flags(v, lklen);
+  size_t n = 2 + varint_len(v->version);
+  if (f & STORE_VF_EXPIRE) n += varint_len((uint64_t)v->expire_at_ms);
+  if (f & STORE_VF_IDLE) n += varint_len(v->max_idle_ms);
+  if (f & STORE_VF_ACCESS) n += varint_len((uint64_t)v->last_access_ms);
+  if (lklen) n += varint_len(lklen) + lklen;
+  return n + v->len;
 }
 
 static void val_encode(uint8_t *dst, const struct store_val *v,
                        const void *lkey, size_t lklen) {
-  put_u64(dst, v->version);
-  put_u64(dst + 8, (uint64_t)v->expire_at_ms);
-  put_u64(dst + 16, v->max_idle_ms);
-  put_u64(dst + 24, (uint64_t)v->last_access_ms);
-  dst[32] = v->type;
-  dst[33] = lklen ? STORE_VF_LONGKEY : 0;
-  memset(dst + 34, 0, 2);
-  uint8_t *p = dst + STORE_VAL_HDR;
+  unsigned f = val_flags(v, lklen);
+  dst[0] = (uint8_t)f;
+  dst[1] = v->type;
+  uint8_t *p = varint_put(dst + 2, v->version);
+  if (f & STORE_VF_EXPIRE) p = varint_put(p, (uint64_t)v->expire_at_ms);
+  if (f & STORE_VF_IDLE) p = varint_put(p, v->max_idle_ms);
+  if (f & STORE_VF_ACCESS) p = varint_put(p, (uint64_t)v->last_access_ms);
   if (lklen) {
-    put_u32(p, (uint32_t)lklen);
-    memcpy(p + VAL_LKEY_HDR, lkey, lklen);
-    p += VAL_LKEY_HDR + lklen;
+    p = varint_put(p, lklen);
+    memcpy(p, lkey, lklen);
+    p += lklen;
   }
   if (v->len) memcpy(p, v->data, v->len);
 }
@@ -268,34 +321,41 @@ struct sval {
   size_t klen;
 };
 
+/* Read the optional field of flag bit from [*p, end): 0 when absent; a
+ * present one must not be 0 (the writer leaves zeros out). */
+static int val_field(unsigned flags, unsigned bit, const uint8_t **p,
+                     const uint8_t *end, uint64_t *v) {
+  *v = 0;
+  if (!(flags & bit)) return 0;
+  return varint_get(p, end, v) != 0 || *v == 0 ? -1 : 0;
+}
+
 /* Decode a stored value's header and long key, if any. */
-static int val_decode(const struct store *s, const void *p, size_t len,
+static int val_decode(const struct store *s, const void *buf, size_t len,
                       struct sval *out) {
-  const uint8_t *b = p;
-  size_t lk = 0;
-  bool ok = len >= STORE_VAL_HDR && !(b[33] & ~STORE_VF_LONGKEY) && !b[34] &&
-            !b[35];
-  if (ok && (b[33] & STORE_VF_LONGKEY)) {
-    size_t rest = len - STORE_VAL_HDR;
-    lk = rest >= VAL_LKEY_HDR ? get_u32(b + STORE_VAL_HDR) : 0;
-    ok = lk >= 1 && lk <= KEY_MAX && lk <= rest - VAL_LKEY_HDR;
-  }
-  if (!ok) {
+  const uint8_t *b = buf, *end = b + len, *p = b + 2;
+  struct store_val *v = &out->v;
+  uint64_t expire, access, lk = 0;
+  unsigned f = len >= 3 ? b[0] : ~0u;
+  int bad = (f & ~STORE_VF_ALL) != 0 || varint_get(&p, end, &v->version) ||
+            val_field(f, STORE_VF_EXPIRE, &p, end, &expire) ||
+            val_field(f, STORE_VF_IDLE, &p, end, &v->max_idle_ms) ||
+            val_field(f, STORE_VF_ACCESS, &p, end, &access) ||
+            val_field(f, STORE_VF_LONGKEY, &p, end, &lk) ||
+            lk > KEY_MAX || lk > (size_t)(end - p);
+  if (bad) {
     log_error(s->log, "store %s: malformed value of %zu bytes in \"data\"",
               s->dir, len);
     return CAIRN_ECORRUPT;
   }
-  struct store_val *v = &out->v;
-  v->version = get_u64(b);
-  v->expire_at_ms = (int64_t)get_u64(b + 8);
-  v->max_idle_ms = get_u64(b + 16);
-  v->last_access_ms = (int64_t)get_u64(b + 24);
-  v->type = b[32];
-  size_t skip = STORE_VAL_HDR + (lk ? VAL_LKEY_HDR + lk : 0);
-  out->key = lk ? b + STORE_VAL_HDR + VAL_LKEY_HDR : NULL;
+  v->type = b[1];
+  v->expire_at_ms = (int64_t)expire;
+  v->last_access_ms = (int64_t)access;
+  out->key = lk ? p : NULL;
   out->klen = lk;
-  v->data = (void *)(b + skip);
-  v->len = len - skip;
+  p += lk;
+  v->data = (void *)p;
+  v->len = (size_t)(end - p);
   return 0;
 }
 

@@ -29,20 +29,22 @@
  * sharing an h32 may sort differently than the memory table orders them;
  * the (shard, h32) order is what scans rely on.
  *
- * Stored value (little-endian):
- *   off size field
- *     0    8 version        LSN of the last write
- *     8    8 expire_at_ms   lifespan end, 0: none
- *    16    8 max_idle_ms    0: none
- *    24    8 last_access_ms last access known at checkpoint time
- *    32    1 type           REC_T_*
- *    33    1 flags          STORE_VF_LONGKEY or 0; other bits 0
- *    34    2 reserved       0
- *    36      if STORE_VF_LONGKEY: u32 klen, then the whole key (klen bytes,
- *            S < klen <= CAIRN_KEY_MAX); a long key's value must have the
- *            flag, any other value must not, and the key must be the one
- *            the stand-in was made from
- *            then the value bytes (the rest)
+ * Stored value (varints are unsigned LEB128: 7 bits a byte, low first, at
+ * most 10 bytes, no redundant zero byte):
+ *   u8 flags          STORE_VF_*: which optional fields follow; other bits 0
+ *   u8 type           REC_T_*
+ *   varint version    LSN of the last write
+ *   varint expire_at_ms    if STORE_VF_EXPIRE: lifespan end (absent: none)
+ *   varint max_idle_ms     if STORE_VF_IDLE (absent: none)
+ *   varint last_access_ms  if STORE_VF_ACCESS: last access known at
+ *                          checkpoint time (absent: 0)
+ *   if STORE_VF_LONGKEY: varint klen, then the whole key (klen bytes,
+ *     S < klen <= CAIRN_KEY_MAX); a long key's value must have the flag,
+ *     any other value must not, and the key must be the one the stand-in
+ *     was made from
+ *   then the value bytes (the rest)
+ * An optional field is present exactly when it is not 0, so most entries
+ * (no lifespan, no max-idle) carry three or four bytes of header.
  * The deadline of an entry is min(expire_at, last_access + max_idle).
  *
  * Integers in keys are big-endian so that LMDB's memcmp order is numeric.
@@ -69,9 +71,13 @@
 
 #include "log.h"
 
-#define STORE_FORMAT 2u
-#define STORE_VAL_HDR 36u
-#define STORE_VF_LONGKEY 0x01u /* value byte 33: the value carries its key */
+#define STORE_FORMAT 3u
+#define STORE_VAL_HDR_MAX 47u /* the longest header: 2 bytes, 4 varints, klen */
+#define STORE_VF_LONGKEY 0x01u /* the value carries its key */
+#define STORE_VF_EXPIRE 0x02u
+#define STORE_VF_IDLE 0x04u
+#define STORE_VF_ACCESS 0x08u
+#define STORE_VF_ALL 0x0fu
 
 struct store;
 

@@ -212,6 +212,7 @@ Test(store, stored_bytes_follow_the_documented_layout, .init = setup,
   struct store_val v = sval("xyz", 1000, 20, 990);
   v.version = 0x1122334455667788ull;
   put1(s, 0x01020304, "k", v, 9);
+  put1(s, 0x01020305, "p", sval("ab", 0, 0, 0), 10);
   store_close(s);
 
   MDB_env *env;
@@ -221,15 +222,13 @@ Test(store, stored_bytes_follow_the_documented_layout, .init = setup,
   uint8_t kb[64];
   MDB_val k = raw_key(kb, 0x01020304, "k"), d;
   cr_assert_eq(mdb_get(txn, data, &k, &d), 0);
-  cr_assert_eq(d.mv_size, STORE_VAL_HDR + 3);
-  const uint8_t *b = d.mv_data;
-  cr_assert_eq(b[0], 0x88); /* little-endian version */
-  cr_assert_eq(get_u64(b), 0x1122334455667788ull);
-  cr_assert_eq(get_u64(b + 8), 1000);
-  cr_assert_eq(get_u64(b + 16), 20);
-  cr_assert_eq(get_u64(b + 24), 990);
-  cr_assert_eq(memcmp(b + 36, "xyz", 3), 0);
-
+  /* Flags (lifespan, max-idle, last access), type, then varints: the
+   * version, 1000, 20, 990; then the value. */
+  const uint8_t want_val[] = {0x0e, 0, 0x88, 0xef, 0x99, 0xab, 0xc5, 0xe8,
+                              0x8c, 0x91, 0x11, 0xe8, 0x07, 0x14, 0xde, 0x07,
+                              'x', 'y', 'z'};
+  cr_assert_eq(d.mv_size, sizeof want_val);
+  cr_assert_arr_eq(d.mv_data, want_val, sizeof want_val);
   /* The expiry key: deadline min(1000, 990 + 20) big-endian, data key. */
   cr_assert_eq(mdb_dbi_open(txn, "expiry", 0, &expiry), 0);
   MDB_cursor *cur;
@@ -241,6 +240,14 @@ Test(store, stored_bytes_follow_the_documented_layout, .init = setup,
   cr_assert_arr_eq(e, want, 8);
   cr_assert_arr_eq(e + 8, kb, 9);
   mdb_cursor_close(cur);
+
+  /* An entry with none of them: flags 0, type, version 7, the value. */
+  uint8_t pb[64];
+  MDB_val pk = raw_key(pb, 0x01020305, "p");
+  const uint8_t want_plain[] = {0, 0, 7, 'a', 'b'};
+  cr_assert_eq(mdb_get(txn, data, &pk, &d), 0);
+  cr_assert_eq(d.mv_size, sizeof want_plain);
+  cr_assert_arr_eq(d.mv_data, want_plain, sizeof want_plain);
 
   MDB_val fk = {6, "format"};
   cr_assert_eq(mdb_get(txn, meta, &fk, &d), 0);
@@ -344,20 +351,32 @@ Test(store, malformed_stored_values_are_corruption, .init = setup,
   MDB_txn *txn;
   MDB_dbi meta, data;
   raw_open(&env, &txn, &meta, &data);
-  uint8_t kb[64], val[STORE_VAL_HDR + 1] = {0};
-  MDB_val k = raw_key(kb, 1, "short"), v = {STORE_VAL_HDR - 1, val};
-  cr_assert_eq(mdb_put(txn, data, &k, &v, 0), 0);
-  val[34] = 1; /* a reserved byte */
-  k = raw_key(kb, 1, "reserved");
-  v = (MDB_val){sizeof val, val};
-  cr_assert_eq(mdb_put(txn, data, &k, &v, 0), 0);
+  uint8_t kb[64];
+  static const struct {
+    const char *key;
+    uint8_t len, val[12];
+  } bad[] = {
+      {"short", 2, {0, 0}},                  /* no version */
+      {"flag", 4, {0x10, 0, 7, 'v'}},        /* an unknown flag */
+      {"past", 3, {0, 0, 0x87}},             /* a varint past the end */
+      {"padded", 5, {0, 0, 0x87, 0x00, 'v'}}, /* a redundant zero byte */
+      {"zero", 5, {STORE_VF_EXPIRE, 0, 7, 0, 'v'}}, /* a present 0 */
+      {"long", 12, {0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+                    0xff, 0x02}},            /* over 64 bits */
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    MDB_val k = raw_key(kb, 1, bad[i].key);
+    MDB_val v = {bad[i].len, (void *)bad[i].val};
+    cr_assert_eq(mdb_put(txn, data, &k, &v, 0), 0);
+  }
   cr_assert_eq(mdb_txn_commit(txn), 0);
   mdb_env_close(env);
 
   s = open_store(0, 0);
   struct store_val got;
-  cr_assert_eq(get1(s, 1, "short", &got), CAIRN_ECORRUPT);
-  cr_assert_eq(get1(s, 1, "reserved", &got), CAIRN_ECORRUPT);
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+    cr_assert_eq(get1(s, 1, bad[i].key, &got), CAIRN_ECORRUPT, "%s",
+                 bad[i].key);
   cr_assert_eq(get1(s, 1, "good", &got), 0);
   free(got.data);
 
@@ -1055,12 +1074,14 @@ Test(store, a_long_key_follows_the_documented_layout, .init = setup,
   uint8_t kb[512];
   MDB_val k = raw_long_key(kb, 0x0a0b0c0d, key, 1000), d;
   cr_assert_eq(mdb_get(txn, data, &k, &d), 0);
-  cr_assert_eq(d.mv_size, STORE_VAL_HDR + 4 + 1000 + 3);
+  /* Flags, type, version 7, lifespan 1000, then klen 1000 and the key. */
+  const uint8_t want[] = {STORE_VF_LONGKEY | STORE_VF_EXPIRE, 0, 7, 0xe8,
+                          0x07, 0xe8, 0x07};
+  cr_assert_eq(d.mv_size, sizeof want + 1000 + 3);
   const uint8_t *b = d.mv_data;
-  cr_assert_eq(b[33], STORE_VF_LONGKEY);
-  cr_assert_eq(get_u32(b + 36), 1000);
-  cr_assert_eq(memcmp(b + 40, key, 1000), 0);
-  cr_assert_eq(memcmp(b + 1040, "xyz", 3), 0);
+  cr_assert_arr_eq(b, want, sizeof want);
+  cr_assert_eq(memcmp(b + sizeof want, key, 1000), 0);
+  cr_assert_eq(memcmp(b + sizeof want + 1000, "xyz", 3), 0);
 
   cr_assert_eq(mdb_dbi_open(txn, "expiry", 0, &expiry), 0);
   MDB_cursor *cur;
@@ -1083,12 +1104,15 @@ static void plant_long(const char *key, const char *other, size_t klen,
   raw_open(&env, &txn, &meta, &data);
   uint8_t kb[512];
   MDB_val k = raw_long_key(kb, 5, key, klen);
-  uint8_t *val = calloc(1, STORE_VAL_HDR + 4 + klen + 1);
-  val[33] = flags;
-  put_u32(val + 36, (uint32_t)klen);
-  memcpy(val + 40, other, klen);
-  val[40 + klen] = 'p';
-  MDB_val d = {STORE_VAL_HDR + 4 + klen + 1, val};
+  cr_assert(klen >= 128 && klen < 16384); /* a two-byte varint */
+  uint8_t *val = calloc(1, 5 + klen + 1);
+  val[0] = flags;
+  val[2] = 7; /* the version */
+  val[3] = (uint8_t)(klen | 0x80);
+  val[4] = (uint8_t)(klen >> 7);
+  memcpy(val + 5, other, klen);
+  val[5 + klen] = 'p';
+  MDB_val d = {5 + klen + 1, val};
   cr_assert_eq(mdb_put(txn, data, &k, &d, 0), 0);
   cr_assert_eq(mdb_txn_commit(txn), 0);
   mdb_env_close(env);
@@ -1139,7 +1163,7 @@ Test(store, malformed_long_key_entries_are_corruption, .init = setup,
                CAIRN_ECORRUPT);
   store_close(s);
 
-  plant_long(a, a, 800, STORE_VF_LONGKEY | 2); /* an unknown flag */
+  plant_long(a, a, 800, STORE_VF_LONGKEY | 0x10); /* an unknown flag */
   s = open_store(0, 0);
   cr_assert_eq(store_get(s, "ns", 2, 1, 5, a, 800, &got, NULL),
                CAIRN_ECORRUPT);
@@ -1150,13 +1174,10 @@ Test(store, malformed_long_key_entries_are_corruption, .init = setup,
   MDB_txn *txn;
   MDB_dbi meta, data;
   raw_open(&env, &txn, &meta, &data);
-  uint8_t kb[64], val[STORE_VAL_HDR + 4 + 2] = {0};
-  val[33] = STORE_VF_LONGKEY;
-  put_u32(val + 36, 1);
-  val[40] = 'k';
+  uint8_t kb[64], val[] = {STORE_VF_LONGKEY, 0, 7, 1, 'k', 'v'};
   MDB_val k = raw_key(kb, 1, "k"), d = {sizeof val, val};
   cr_assert_eq(mdb_put(txn, data, &k, &d, 0), 0);
-  put_u32(val + 36, 3);
+  val[3] = 3;
   k = raw_key(kb, 1, "j");
   cr_assert_eq(mdb_put(txn, data, &k, &d, 0), 0);
   cr_assert_eq(mdb_txn_commit(txn), 0);
