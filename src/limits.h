@@ -46,7 +46,7 @@
 #define MAP_BYTES_MIN            (1ull * 1024 * 1024)
 #define MAP_BYTES_MAX_DEFAULT    (1ull << 40)
 #define STORE_READERS            256u
-#define STORE_TXN_POOL           32u     /* reset read txns kept for reuse */
+#define STORE_READ_SLOTS         32u     /* read txns kept, one per slot */
 
 /* Memory budget. */
 #define EVICT_BATCH       512u  /* entries examined per shard visit */
@@ -70,7 +70,7 @@
 _Static_assert(KEY_MAX <= (1u << 17), "entry packs klen into 17 bits");
 _Static_assert(CKPT_TXN_KEYS_MIN <= CKPT_TXN_KEYS_FIRST &&
                CKPT_TXN_KEYS_FIRST <= CKPT_TXN_KEYS, "checkpoint txn sizes");
-_Static_assert(STORE_TXN_POOL < STORE_READERS, "kept txns hold reader slots");
+_Static_assert(STORE_READ_SLOTS < STORE_READERS, "kept txns hold reader slots");
 _Static_assert(VALUE_MAX < UINT32_MAX / 2, "value length fits a u32");
 _Static_assert(NS_NAME_MAX <= 255, "record stores ns length in one byte");
 _Static_assert(GROUP_BYTES_DEFAULT >= GROUP_BYTES_MIN &&

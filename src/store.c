@@ -9,13 +9,15 @@
  * write transaction is also kept, as a copy, in a redo list; on
  * MDB_MAP_FULL the transaction is aborted, the map doubled (up to
  * map_bytes_max), a new transaction begun, the redo list re-applied and
- * the failed step retried.  Read transactions hold map_lock shared for
- * their short life; the resize holds it exclusively.
+ * the failed step retried.  No read transaction may be open then: each
+ * lives in a read slot and is used only under the slot's mutex, and the
+ * resize holds every slot's mutex (slots_lock).
  */
 #include "config.h"
 
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <lmdb.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -60,27 +62,31 @@ struct store {
   uint64_t map_bytes;       /* current map size; changed by the writer only */
   uint64_t map_bytes_max;
   pthread_mutex_t write_mu; /* held from store_begin to commit/abort */
-  pthread_rwlock_t map_lock;
   uint64_t ckpt_lsn, epoch; /* __atomic: set at open and at commit */
-  /* Read transactions kept between calls.  Beginning one takes LMDB's
-   * reader-table mutex; renewing a reset one is cheaper, and reusing one
-   * whose snapshot is still the newest costs nothing.  So a read ends by
-   * putting its transaction back still open while no write transaction
+  /* Read transactions kept between calls, one per slot.  Beginning one
+   * takes LMDB's reader-table mutex; renewing a reset one is cheaper, and
+   * reusing one whose snapshot is still the newest costs nothing.  So a
+   * read ends by leaving its transaction open while no write transaction
    * has committed since it began (its gen is the store's), and every
-   * commit resets the open ones (reads_invalidate): none outlives the
-   * commit after its snapshot by more than the one call using it, so
-   * none holds back LMDB's page reuse, and none shows a reader a state
-   * older than the newest commit. */
-  pthread_mutex_t pool_mu;
-  struct pooled {
-    MDB_txn *txn;
-    uint64_t gen; /* the commit count its snapshot saw; 0: reset */
-  } pool[STORE_TXN_POOL];
-  unsigned npool;
+   * commit resets the idle ones (reads_invalidate): none outlives the
+   * commit after its snapshot by more than the one call using it, so none
+   * holds back LMDB's page reuse, and none shows a reader a state older
+   * than the newest commit.  Each thread starts at a slot of its own, on
+   * a cache line of its own, so concurrent readers write no shared
+   * memory. */
+  struct rslot *slots; /* STORE_READ_SLOTS */
   uint64_t gen; /* __atomic: write transactions committed, + 1 */
 };
 
-static void pool_drain(struct store *s);
+/* A read slot: one kept read transaction, lent to one reader at a time. */
+struct rslot {
+  pthread_mutex_t mu;
+  MDB_txn *txn; /* NULL: none yet */
+  uint64_t gen; /* the commit count its snapshot saw; 0: reset */
+} __attribute__((aligned(64)));
+
+static struct rslot *slot_take(struct store *s);
+static void slots_drain(struct store *s);
 
 /* ------------------------------------------------------------------------
  * Errors.
@@ -484,20 +490,13 @@ static int meta_load(struct store *s, MDB_txn *txn) {
  * --------------------------------------------------------------------- */
 
 static int locks_init(struct store *s) {
-  pthread_rwlockattr_t ra;
-  if (pthread_rwlockattr_init(&ra)) return CAIRN_ENOMEM;
-  /* Readers come and go constantly; without writer preference a resize
-   * could wait for a gap between them forever. */
-  pthread_rwlockattr_setkind_np(&ra,
-                                PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
-  int rc = pthread_rwlock_init(&s->map_lock, &ra);
-  pthread_rwlockattr_destroy(&ra);
-  if (rc) return CAIRN_ENOMEM;
-  if (pthread_mutex_init(&s->write_mu, NULL)) {
-    pthread_rwlock_destroy(&s->map_lock);
-    return CAIRN_ENOMEM;
-  }
-  pthread_mutex_init(&s->pool_mu, NULL);
+  s->slots = aligned_alloc(_Alignof(struct rslot),
+                           STORE_READ_SLOTS * sizeof *s->slots);
+  if (!s->slots) return CAIRN_ENOMEM;
+  memset(s->slots, 0, STORE_READ_SLOTS * sizeof *s->slots);
+  for (unsigned i = 0; i < STORE_READ_SLOTS; i++)
+    pthread_mutex_init(&s->slots[i].mu, NULL);
+  pthread_mutex_init(&s->write_mu, NULL);
   s->gen = 1;
   return 0;
 }
@@ -568,6 +567,7 @@ int store_open(const struct store_config *cfg, struct store **out) {
   s->dir = strdup(cfg->dir);
   if (!s->dir || locks_init(s) != 0) {
     free(s->dir);
+    free(s->slots);
     free(s);
     return CAIRN_ENOMEM;
   }
@@ -588,11 +588,12 @@ int store_open(const struct store_config *cfg, struct store **out) {
 /* No transaction may be open (a store_txn is a bug; read ones never are). */
 void store_close(struct store *s) {
   if (!s) return;
-  pool_drain(s);
+  slots_drain(s);
   if (s->env) mdb_env_close(s->env);
-  pthread_mutex_destroy(&s->pool_mu);
+  for (unsigned i = 0; i < STORE_READ_SLOTS; i++)
+    pthread_mutex_destroy(&s->slots[i].mu);
   pthread_mutex_destroy(&s->write_mu);
-  pthread_rwlock_destroy(&s->map_lock);
+  free(s->slots);
   free(s->dir);
   free(s);
 }
@@ -617,10 +618,10 @@ size_t store_klen_max(const struct store *s, size_t ns_len) {
 
 int store_copy_fd(struct store *s, int fd) {
   /* The copy runs its own read transaction, so the map must not be
-   * resized meanwhile: a checkpoint that needs to grow the map waits. */
-  pthread_rwlock_rdlock(&s->map_lock);
+   * resized meanwhile: holding a slot, it makes a resize wait. */
+  struct rslot *r = slot_take(s);
   int rc = mdb_env_copyfd2(s->env, fd, MDB_CP_COMPACT);
-  pthread_rwlock_unlock(&s->map_lock);
+  pthread_mutex_unlock(&r->mu);
   return rc ? store_err(s, rc, "copy") : 0;
 }
 
@@ -628,71 +629,96 @@ int store_copy_fd(struct store *s, int fd) {
  * Reading: one short read transaction per call.
  * --------------------------------------------------------------------- */
 
+/* Lock and return a read slot: the calling thread's own if it is free,
+ * else any free one, else wait for its own. */
+static struct rslot *slot_take(struct store *s) {
+  static unsigned next_home;
+  static __thread unsigned home = UINT_MAX;
+  if (home == UINT_MAX)
+    home = __atomic_fetch_add(&next_home, 1, __ATOMIC_RELAXED) %
+           STORE_READ_SLOTS;
+  for (unsigned i = 0; i < STORE_READ_SLOTS; i++) {
+    struct rslot *r = &s->slots[(home + i) % STORE_READ_SLOTS];
+    if (pthread_mutex_trylock(&r->mu) == 0) return r;
+  }
+  pthread_mutex_lock(&s->slots[home].mu);
+  return &s->slots[home];
+}
+
 /* A read transaction whose snapshot is at least as new as the last
- * commit before this call.  The commit count is read before the snapshot
- * is taken, so a commit in between makes the count stale, never the
- * snapshot: at worst the transaction is renewed once more than needed. */
-static int read_begin(struct store *s, struct pooled *r) {
-  pthread_rwlock_rdlock(&s->map_lock);
+ * commit before this call, in a locked slot (*out).  The commit count is
+ * read before the snapshot is taken, so a commit in between makes the
+ * count stale, never the snapshot: at worst the transaction is renewed
+ * once more than needed. */
+static int read_begin(struct store *s, struct rslot **out) {
+  struct rslot *r = slot_take(s);
   uint64_t gen = __atomic_load_n(&s->gen, __ATOMIC_ACQUIRE);
-  struct pooled p = {NULL, 0};
-  pthread_mutex_lock(&s->pool_mu);
-  if (s->npool) p = s->pool[--s->npool];
-  pthread_mutex_unlock(&s->pool_mu);
-  if (p.txn && p.gen == gen) {
-    *r = p;
+  if (r->txn && r->gen == gen) {
+    *out = r;
     return 0;
   }
-  if (p.gen) mdb_txn_reset(p.txn);
-  int rc = p.txn ? mdb_txn_renew(p.txn)
-                 : mdb_txn_begin(s->env, NULL, MDB_RDONLY, &p.txn);
+  if (r->gen) mdb_txn_reset(r->txn);
+  r->gen = 0;
+  int rc = r->txn ? mdb_txn_renew(r->txn)
+                  : mdb_txn_begin(s->env, NULL, MDB_RDONLY, &r->txn);
   if (rc) {
-    if (p.txn) mdb_txn_abort(p.txn);
-    pthread_rwlock_unlock(&s->map_lock);
+    if (r->txn) mdb_txn_abort(r->txn);
+    r->txn = NULL;
+    pthread_mutex_unlock(&r->mu);
     return store_err(s, rc, "begin read");
   }
-  r->txn = p.txn;
   r->gen = gen;
+  *out = r;
   return 0;
 }
 
-/* End a read: keep the transaction for the next one, open if nothing has
- * committed since it began, else reset (releasing its snapshot). */
-static void read_end(struct store *s, struct pooled r) {
-  if (r.gen != __atomic_load_n(&s->gen, __ATOMIC_ACQUIRE)) {
-    mdb_txn_reset(r.txn);
-    r.gen = 0;
+/* End a read: leave the transaction open if nothing has committed since
+ * it began, else reset it (releasing its snapshot). */
+static void read_end(struct store *s, struct rslot *r) {
+  if (r->gen != __atomic_load_n(&s->gen, __ATOMIC_ACQUIRE)) {
+    mdb_txn_reset(r->txn);
+    r->gen = 0;
   }
-  pthread_mutex_lock(&s->pool_mu);
-  if (s->npool < STORE_TXN_POOL) {
-    s->pool[s->npool++] = r;
-    r.txn = NULL;
-  }
-  pthread_mutex_unlock(&s->pool_mu);
-  if (r.txn) mdb_txn_abort(r.txn);
-  pthread_rwlock_unlock(&s->map_lock);
+  pthread_mutex_unlock(&r->mu);
 }
 
 /* A write transaction committed: reads from now on must see it, and the
- * kept snapshots, older now, must not hold back page reuse.  Reads in
+ * idle snapshots, older now, must not hold back page reuse.  Reads in
  * progress finish on theirs and reset it in read_end. */
 static void reads_invalidate(struct store *s) {
   __atomic_add_fetch(&s->gen, 1, __ATOMIC_RELEASE);
-  pthread_mutex_lock(&s->pool_mu);
-  for (unsigned i = 0; i < s->npool; i++) {
-    if (!s->pool[i].gen) continue;
-    mdb_txn_reset(s->pool[i].txn);
-    s->pool[i].gen = 0;
+  for (unsigned i = 0; i < STORE_READ_SLOTS; i++) {
+    struct rslot *r = &s->slots[i];
+    if (pthread_mutex_trylock(&r->mu) != 0) continue;
+    if (r->gen) {
+      mdb_txn_reset(r->txn);
+      r->gen = 0;
+    }
+    pthread_mutex_unlock(&r->mu);
   }
-  pthread_mutex_unlock(&s->pool_mu);
 }
 
-/* Free the kept read transactions.  No read may be running: map_lock held
- * for writing, or the store closing. */
-static void pool_drain(struct store *s) {
-  pthread_mutex_lock(&s->pool_mu);
-  while (s->npool) mdb_txn_abort(s->pool[--s->npool].txn);
-  pthread_mutex_unlock(&s->pool_mu);
+/* Hold every slot, so that no read transaction is in use, and free their
+ * transactions (a map resize needs none open). */
+static void slots_lock(struct store *s) {
+  for (unsigned i = 0; i < STORE_READ_SLOTS; i++)
+    pthread_mutex_lock(&s->slots[i].mu);
+  slots_drain(s);
+}
+
+static void slots_unlock(struct store *s) {
+  for (unsigned i = 0; i < STORE_READ_SLOTS; i++)
+    pthread_mutex_unlock(&s->slots[i].mu);
+}
+
+/* Free the kept read transactions.  None may be in use: the slots held
+ * (slots_lock), or the store closing. */
+static void slots_drain(struct store *s) {
+  for (unsigned i = 0; i < STORE_READ_SLOTS; i++) {
+    if (s->slots[i].txn) mdb_txn_abort(s->slots[i].txn);
+    s->slots[i].txn = NULL;
+    s->slots[i].gen = 0;
+  }
 }
 
 /* Copy v's borrowed data into a NUL-terminated malloc'd buffer. */
@@ -713,13 +739,13 @@ int store_read(struct store *s, const char *ns, size_t ns_len,
   uint8_t kb[STORE_KEY_BUF];
   struct dkey dk = {ns, ns_len, shard, h32, key, klen};
   MDB_val k = {.mv_size = dkey_encode(kb, &dk), .mv_data = kb}, d;
-  struct pooled r;
+  struct rslot *r;
   int rc = read_begin(s, &r);
   if (rc) return rc;
   uint64_t lsn = 0;
-  if (ckpt_lsn) rc = meta_get_u64(s, r.txn, "ckpt_lsn", &lsn);
+  if (ckpt_lsn) rc = meta_get_u64(s, r->txn, "ckpt_lsn", &lsn);
   if (!rc) {
-    int mrc = mdb_get(r.txn, s->data, &k, &d);
+    int mrc = mdb_get(r->txn, s->data, &k, &d);
     rc = mrc == MDB_NOTFOUND ? CAIRN_ENOTFOUND
          : mrc               ? store_err(s, mrc, "get")
                              : 0;
@@ -843,12 +869,11 @@ static int txn_grow(struct store_txn *t) {
     return CAIRN_EFULL;
   }
   uint64_t size = old > s->map_bytes_max / 2 ? s->map_bytes_max : old * 2;
-  pthread_rwlock_wrlock(&s->map_lock); /* no read txn may be open */
-  pool_drain(s);
+  slots_lock(s); /* no read txn may be open */
   int rc = mdb_env_set_mapsize(s->env, size);
   MDB_envinfo ei;
   mdb_env_info(s->env, &ei);
-  pthread_rwlock_unlock(&s->map_lock);
+  slots_unlock(s);
   if (rc) return store_err(s, rc, "mdb_env_set_mapsize");
   s->map_bytes = ei.me_mapsize;
   log_info(s->log, "store %s: map grown from %llu to %llu bytes", s->dir,
@@ -1099,11 +1124,11 @@ int store_walk(struct store *s, const char *ns, size_t ns_len,
   uint8_t pb[STORE_KEY_BUF];
   struct dkey dk = {ns, ns_len, shard, (uint32_t)from, NULL, 0};
   struct walk w = {s, pb, dkey_encode(pb, &dk), shard, until, max, fn, arg};
-  struct pooled r;
+  struct rslot *r;
   MDB_cursor *cur;
   int rc = read_begin(s, &r);
   if (rc) return rc;
-  rc = mdb_cursor_open(r.txn, s->data, &cur);
+  rc = mdb_cursor_open(r->txn, s->data, &cur);
   if (rc) {
     read_end(s, r);
     return store_err(s, rc, "cursor");
@@ -1165,16 +1190,16 @@ static int due_loop(struct store *s, MDB_txn *txn, MDB_cursor *cur,
 int store_due(struct store *s, int64_t now, size_t max, store_due_fn fn,
               void *arg) {
   cairn_assert(s && fn);
-  struct pooled r;
+  struct rslot *r;
   MDB_cursor *cur;
   int rc = read_begin(s, &r);
   if (rc) return rc;
-  rc = mdb_cursor_open(r.txn, s->expiry, &cur);
+  rc = mdb_cursor_open(r->txn, s->expiry, &cur);
   if (rc) {
     read_end(s, r);
     return store_err(s, rc, "cursor");
   }
-  rc = due_loop(s, r.txn, cur, now, max, fn, arg);
+  rc = due_loop(s, r->txn, cur, now, max, fn, arg);
   mdb_cursor_close(cur);
   read_end(s, r);
   return rc;
@@ -1182,13 +1207,13 @@ int store_due(struct store *s, int64_t now, size_t max, store_due_fn fn,
 
 int store_stats(struct store *s, struct store_stats *out) {
   cairn_assert(s && out);
-  struct pooled r;
+  struct rslot *r;
   int rc = read_begin(s, &r);
   if (rc) return rc;
   MDB_stat data, exp, env;
   MDB_envinfo ei;
-  rc = mdb_stat(r.txn, s->data, &data);
-  if (!rc) rc = mdb_stat(r.txn, s->expiry, &exp);
+  rc = mdb_stat(r->txn, s->data, &data);
+  if (!rc) rc = mdb_stat(r->txn, s->expiry, &exp);
   if (!rc) rc = mdb_env_stat(s->env, &env);
   if (!rc) rc = mdb_env_info(s->env, &ei);
   read_end(s, r);
@@ -1322,10 +1347,10 @@ int store_verify(struct store *s, store_problem_fn fn, void *arg,
   cairn_assert(s && out);
   struct store_verify_result res = {0};
   struct verify v = {.s = s, .fn = fn, .arg = arg, .res = &res};
-  struct pooled r;
+  struct rslot *r;
   int rc = read_begin(s, &r);
   if (rc) return rc;
-  v.txn = r.txn;
+  v.txn = r->txn;
   rc = verify_walk(&v, s->meta, "meta", NULL, &res.meta_entries);
   if (!rc) rc = verify_walk(&v, s->data, "data", verify_data, &res.entries);
   if (!rc)
@@ -1358,14 +1383,14 @@ static int snap_loop(struct store *s, MDB_cursor *cur, store_snap_fn fn,
 int store_snapshot(struct store *s, store_snap_fn fn, void *arg,
                    uint64_t *ckpt_lsn, uint64_t *epoch) {
   cairn_assert(s && fn && ckpt_lsn && epoch);
-  struct pooled r;
+  struct rslot *r;
   MDB_cursor *cur;
   int rc = read_begin(s, &r);
   if (rc) return rc;
   uint64_t lsn = 0, ep = 0;
-  rc = meta_get_u64(s, r.txn, "ckpt_lsn", &lsn);
-  if (!rc) rc = meta_get_u64(s, r.txn, "epoch", &ep);
-  if (!rc && (rc = mdb_cursor_open(r.txn, s->data, &cur)) != 0)
+  rc = meta_get_u64(s, r->txn, "ckpt_lsn", &lsn);
+  if (!rc) rc = meta_get_u64(s, r->txn, "epoch", &ep);
+  if (!rc && (rc = mdb_cursor_open(r->txn, s->data, &cur)) != 0)
     rc = store_err(s, rc, "cursor");
   if (!rc) {
     *ckpt_lsn = lsn;
