@@ -789,9 +789,11 @@ static int ckpt_phase(unsigned nthreads, uint64_t gen, struct lat *out)
     return -1;
   }
   printf("    checkpoint took %.2f s (cairn says %" PRIu64 " ms, %.0f MiB of "
-         "log, %" PRIu64 " checkpoint(s) in the phase)\n",
+         "log, %" PRIu64 " checkpoint(s) in the phase, %" PRIu64
+         " unpaced)\n",
          (double)(c1 - c0) / 1e9, b.checkpoint_ms,
-         b.checkpoint_bytes / 1048576.0, b.checkpoints - a.checkpoints);
+         b.checkpoint_bytes / 1048576.0, b.checkpoints - a.checkpoints,
+         b.checkpoints_unpaced - a.checkpoints_unpaced);
   return rc;
 }
 

@@ -448,6 +448,12 @@ struct cairn_stats {
   /* Checkpoints and memory. */
   uint64_t checkpoint_lsn;   /* the store holds every write up to here */
   uint64_t checkpoints;      /* checkpoints since open */
+  uint64_t checkpoints_unpaced; /* of those, the ones that wrote at full
+                                  speed, wholly or from some point on: the
+                                  close, cairn_checkpoint_now, memory
+                                  pressure, the log outrunning a paced one
+                                  (a checkpoint_bytes of log written while
+                                  it ran), or the store near its size cap */
   uint64_t checkpoint_ms;    /* duration of the last one */
   uint64_t checkpoint_bytes; /* log bytes the last one covered */
   uint64_t log_bytes_since_checkpoint;

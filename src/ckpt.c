@@ -425,7 +425,7 @@ static int pace_on(const struct pace *p) {
  * log waits for.  doc/BENCHMARKS.md has the figures.)  No pacing when
  * pace_on says so, or with the store near its size cap. */
 static int folds_commit(struct store *s, struct fold_map *m, uint64_t target,
-                        uint64_t epoch, const struct pace *p) {
+                        uint64_t epoch, const struct pace *p, int *unpaced) {
   struct fold **list = malloc((m->n ? m->n : 1) * sizeof *list);
   if (!list) return CAIRN_ENOMEM;
   size_t n = 0;
@@ -434,15 +434,17 @@ static int folds_commit(struct store *s, struct fold_map *m, uint64_t target,
     if (m->slots[i]) bytes += fold_bytes(list[n++] = m->slots[i]);
   qsort(list, n, sizeof *list, fold_cmp);
   int rc = 0, paced = pace_on(p) && store_has_room(s, bytes);
+  *unpaced = !paced;
   size_t lo = 0, keys = paced ? CKPT_TXN_KEYS_FIRST : CKPT_TXN_KEYS;
   do {
     size_t hi = MIN(n, lo + keys);
     uint64_t commit_ns = 0;
     rc = folds_txn(s, list, lo, hi, n / 2, hi == n, target, epoch,
                    &commit_ns);
-    if (paced && !pace_on(p)) {
+    if (paced && hi < n && !pace_on(p)) {
       paced = 0; /* behind: the rest as fast as it goes */
       keys = CKPT_TXN_KEYS;
+      *unpaced = 1;
     }
     if (paced && rc == 0 && hi < n) {
       uint64_t rest = commit_ns * CKPT_REST_PER_COMMIT;
@@ -490,7 +492,9 @@ static int ckpt_once(struct ckpt *c, uint64_t done_gen) {
   if (rc == 0) rc = wal_read(c->wal, from, target, fold_apply, &m);
   struct pace pace = {c->wal, ws.bytes, c->cfg.log_bytes, &c->hurry_gen,
                       done_gen};
-  if (rc == 0) rc = folds_commit(c->store, &m, target, c->cfg.epoch, &pace);
+  int unpaced = 0;
+  if (rc == 0)
+    rc = folds_commit(c->store, &m, target, c->cfg.epoch, &pace, &unpaced);
   uint64_t keys = m.n, records = m.records;
   map_free(&m);
   if (rc) {
@@ -508,6 +512,7 @@ static int ckpt_once(struct ckpt *c, uint64_t done_gen) {
   pthread_mutex_lock(&c->mu);
   c->st.lsn = target;
   c->st.count++;
+  c->st.unpaced += (uint64_t)unpaced;
   c->st.last_ms = (mono_ns() - t0) / 1000000u;
   c->st.last_bytes = ws.bytes - c->log_bytes_at;
   c->st.last_records = records;

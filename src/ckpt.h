@@ -41,6 +41,7 @@ struct ckpt_config {
 struct ckpt_stats {
   uint64_t lsn;          /* the store's checkpoint LSN */
   uint64_t count;        /* checkpoints since open */
+  uint64_t unpaced;      /* those that ran unpaced, wholly or in part */
   uint64_t last_ms;      /* duration of the last one */
   uint64_t last_bytes;   /* log bytes it covered */
   uint64_t last_records; /* records it read */

@@ -261,6 +261,8 @@ static void info_persistence(struct info *in, struct server *s,
   add(in, "cairn_durable_lsn:%llu", (unsigned long long)st->durable_lsn);
   add(in, "cairn_checkpoint_lsn:%llu", (unsigned long long)st->checkpoint_lsn);
   add(in, "cairn_checkpoints:%llu", (unsigned long long)st->checkpoints);
+  add(in, "cairn_checkpoints_unpaced:%llu",
+      (unsigned long long)st->checkpoints_unpaced);
   add(in, "cairn_last_checkpoint_ms:%llu", (unsigned long long)st->checkpoint_ms);
   add(in, "cairn_log_bytes_since_checkpoint:%llu",
       (unsigned long long)st->log_bytes_since_checkpoint);

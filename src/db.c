@@ -236,6 +236,7 @@ CAIRN_EXPORT int cairn_stats(cairn *db, struct cairn_stats *out) {
   if (store_stats(db->store, &ss) == 0) st.disk_entries = ss.entries;
   st.checkpoint_lsn = cs.lsn;
   st.checkpoints = cs.count;
+  st.checkpoints_unpaced = cs.unpaced;
   st.checkpoint_ms = cs.last_ms;
   st.checkpoint_bytes = cs.last_bytes;
   st.log_bytes_since_checkpoint = cs.log_bytes_since;

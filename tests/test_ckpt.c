@@ -14,6 +14,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -28,6 +29,7 @@
 #include "cairn.h"
 #include "ckpt.h"
 #include "limits.h"
+#include "sys.h"
 #include "testutil.h"
 
 #define SEGMENT_BYTES   (1u << 20)
@@ -918,7 +920,13 @@ static size_t txns_to_checkpoint(int (*fn)(cairn *)) {
   size_t before = store_txnid();
   open_with(&o);
   for (uint32_t i = 0; i < PACED_KEYS; i++) put_gen(NULL, "p", i, 1, 100, NULL);
-  if (fn) cr_assert_eq(fn(db), 0);
+  if (fn) {
+    cr_assert_eq(fn(db), 0);
+    struct cairn_stats st = stats();
+    cr_assert_eq(st.checkpoints_unpaced, fn == cairn_checkpoint_now,
+                 "%" PRIu64 " of %" PRIu64 " unpaced", st.checkpoints_unpaced,
+                 st.checkpoints);
+  }
   cairn_close(db);
   db = NULL;
   size_t txns = store_txnid() - before;
@@ -978,6 +986,67 @@ Test(ckpt, a_checkpoint_for_memory_pressure_is_not_paced) {
   db = NULL;
   size_t txns = store_txnid() - before;
   cr_assert_lt(txns, 100, "%zu transactions", txns);
+  cr_assert_geq(st.checkpoints_unpaced, 1);
   open_with(&o);
   for (uint32_t i = 0; i < PACED_KEYS; i += 97) expect_gen(NULL, "m", i, 1, 100);
+}
+
+/* A paced checkpoint that the log outruns (checkpoint_bytes of log
+ * written since it began) goes at full speed for the rest of its keys:
+ * else the log, and the entries memory must keep, would grow without
+ * bound.  The checkpoint is held in its third transaction while a writer
+ * fills the log. */
+static int hold_armed, hold_reached, hold_go;
+
+static void hold_mid_txn(int point) {
+  if (point != SYS_HOOK_CKPT_MID_TXN ||
+      !__atomic_exchange_n(&hold_armed, 0, __ATOMIC_ACQ_REL))
+    return;
+  __atomic_store_n(&hold_reached, 1, __ATOMIC_RELEASE);
+  for (unsigned ms = 0; !__atomic_load_n(&hold_go, __ATOMIC_ACQUIRE) &&
+                        ms < WAIT_MS_MAX; ms++)
+    sleep_ms(1);
+}
+
+static void *checkpoint_thread(void *arg) {
+  (void)arg;
+  return (void *)(intptr_t)cairn_checkpoint(db);
+}
+
+Test(ckpt, a_paced_checkpoint_the_log_outruns_goes_unpaced) {
+  cairn_options o = opts();
+  o.durability = CAIRN_DURABILITY_INTERVAL;
+  o.checkpoint_bytes = 1u << 20;
+  o.checkpoint_interval_ms = HOUR_MS;
+  open_with(&o);
+  /* 2000 keys: paced transactions of 256, 512, then one holding the
+   * middle key (the hook's point). */
+  for (uint32_t i = 0; i < 2000; i++) put_gen(NULL, "b", i, 1, 100, NULL);
+  cr_assert_eq(cairn_sync(db), 0); /* a checkpoint stops at the durable end */
+  cr_assert_eq(stats().checkpoints, 0);
+  sys_ops.test_hook = hold_mid_txn;
+  __atomic_store_n(&hold_armed, 1, __ATOMIC_RELEASE);
+  pthread_t th;
+  cr_assert_eq(pthread_create(&th, NULL, checkpoint_thread, NULL), 0);
+  for (unsigned ms = 0; !__atomic_load_n(&hold_reached, __ATOMIC_ACQUIRE) &&
+                        ms < WAIT_MS_MAX; ms += 10)
+    sleep_ms(10);
+  int reached = __atomic_load_n(&hold_reached, __ATOMIC_ACQUIRE);
+  /* Twice checkpoint_bytes of values that do not compress. */
+  uint64_t log0 = stats().log_bytes;
+  for (uint32_t i = 0; reached && stats().log_bytes - log0 < 2 * o.checkpoint_bytes;
+       i++)
+    put_gen(NULL, "w", i, 1, 2000, NULL);
+  __atomic_store_n(&hold_go, 1, __ATOMIC_RELEASE);
+  void *ret;
+  pthread_join(th, &ret);
+  sys_ops.test_hook = NULL;
+  cr_assert(reached, "the checkpoint reached its middle key");
+  cr_assert_eq((intptr_t)ret, 0);
+  struct cairn_stats st = stats();
+  cr_assert_geq(st.checkpoints, 1);
+  cr_assert_eq(st.checkpoints_unpaced, 1, "%" PRIu64 " of %" PRIu64,
+               st.checkpoints_unpaced, st.checkpoints);
+  reopen_with(&o);
+  for (uint32_t i = 0; i < 2000; i += 7) expect_gen(NULL, "b", i, 1, 100);
 }
