@@ -93,6 +93,7 @@ static struct settings {
   const char *parent;
   bool only[FIG_COUNT];
   bool keep;
+  bool lmdb_unsorted;     /* load LMDB in random order, not sorted */
 } set = {
   .n = 10000000, .read_seconds = 6, .warm_seconds = 4, .idle_seconds = 3,
   .tail_mb = 100, .parent = ".",
@@ -326,7 +327,7 @@ static int lm_put_batch(struct lm *lm, const struct skey *keys, uint64_t from,
   for (uint64_t i = from; rc == 0 && i < to; i++) {
     MDB_val k = { KEY_BYTES, (void *)keys[i].key }, v = { VAL_BYTES, val };
     make_val(keys[i].idx, val);
-    rc = mdb_put(txn, lm->dbi, &k, &v, MDB_APPEND);
+    rc = mdb_put(txn, lm->dbi, &k, &v, set.lmdb_unsorted ? 0 : MDB_APPEND);
   }
   if (rc != 0) {
     mdb_txn_abort(txn);
@@ -335,8 +336,9 @@ static int lm_put_batch(struct lm *lm, const struct skey *keys, uint64_t from,
   return mdb_txn_commit(txn);
 }
 
-/* Load set.n entries in key order (MDB_APPEND, MDB_NOSYNC), LMDB_BATCH per
- * transaction, doubling the map on MDB_MAP_FULL as cairn's store does. */
+/* Load set.n entries in key order (MDB_APPEND, MDB_NOSYNC), or in random
+ * order with --lmdb-unsorted, LMDB_BATCH per transaction, doubling the map
+ * on MDB_MAP_FULL as cairn's store does. */
 static int lm_load(struct lm *lm)
 {
   struct skey *keys = malloc(set.n * sizeof *keys);
@@ -349,7 +351,8 @@ static int lm_load(struct lm *lm)
     bench_key(i, keys[i].key);
     keys[i].idx = i;
   }
-  qsort(keys, set.n, sizeof *keys, cmp_skey);
+  if (!set.lmdb_unsorted)
+    qsort(keys, set.n, sizeof *keys, cmp_skey);
   for (uint64_t from = 0; from < set.n && rc == 0;) {
     uint64_t to = from + LMDB_BATCH < set.n ? from + LMDB_BATCH : set.n;
     rc = lm_put_batch(lm, keys, from, to);
@@ -365,9 +368,10 @@ static int lm_load(struct lm *lm)
     return bench_lm_fail("LMDB load", rc);
   if ((rc = mdb_env_sync(lm->env, 1)) != 0)
     return bench_lm_fail("mdb_env_sync", rc);
-  printf("  LMDB: %" PRIu64 " puts (sorted, MDB_APPEND, %u per NOSYNC txn) "
-         "in %.1f s; map %.0f MiB\n", set.n, LMDB_BATCH, bench_secs_since(t0),
-         lm->map / 1048576.0);
+  printf("  LMDB: %" PRIu64 " puts (%s, %u per NOSYNC txn) in %.1f s; "
+         "map %.0f MiB\n", set.n,
+         set.lmdb_unsorted ? "random order" : "sorted, MDB_APPEND",
+         LMDB_BATCH, bench_secs_since(t0), lm->map / 1048576.0);
   return 0;
 }
 
@@ -964,6 +968,9 @@ static void usage(FILE *f)
     "  -o, --only F[,F...]    get-uniform get-zipf interference (or 1-3)\n"
     "  -k, --keep             keep the data directory\n"
     "      --tail-mb MB       --fill: log written after the checkpoint (100)\n"
+    "      --lmdb-unsorted    load LMDB in random key order (plain puts),\n"
+    "                         as an application would, not sorted with\n"
+    "                         MDB_APPEND (which fills every page)\n"
     "  -h, --help / -V, --version\n");
 }
 
@@ -1007,7 +1014,7 @@ static int parse_only(const char *arg)
 }
 
 enum mode { MODE_BENCH, MODE_FILL, MODE_OPEN_ONLY, MODE_RESP };
-enum { OPT_FILL = 256, OPT_OPEN_ONLY, OPT_RESP, OPT_TAIL_MB };
+enum { OPT_FILL = 256, OPT_OPEN_ONLY, OPT_RESP, OPT_TAIL_MB, OPT_UNSORTED };
 
 static int parse_args(int argc, char **argv, enum mode *mode,
                       const char **mode_dir)
@@ -1021,6 +1028,7 @@ static int parse_args(int argc, char **argv, enum mode *mode,
     { "help", 0, NULL, 'h' }, { "version", 0, NULL, 'V' },
     { "fill", 1, NULL, OPT_FILL }, { "open-only", 1, NULL, OPT_OPEN_ONLY },
     { "resp", 0, NULL, OPT_RESP }, { "tail-mb", 1, NULL, OPT_TAIL_MB },
+    { "lmdb-unsorted", 0, NULL, OPT_UNSORTED },
     { NULL, 0, NULL, 0 },
   };
   bool any_only = false;
@@ -1043,6 +1051,7 @@ static int parse_args(int argc, char **argv, enum mode *mode,
     case OPT_OPEN_ONLY: *mode = MODE_OPEN_ONLY; *mode_dir = optarg; break;
     case OPT_RESP: *mode = MODE_RESP; break;
     case OPT_TAIL_MB: bad |= bench_parse_u64(optarg, &set.tail_mb); break;
+    case OPT_UNSORTED: set.lmdb_unsorted = true; break;
     case 'h': usage(stdout); exit(EXIT_SUCCESS);
     case 'V': printf("ckpt-bench %s\n", CAIRN_VERSION_STRING);
       exit(EXIT_SUCCESS);
@@ -1107,7 +1116,8 @@ static int run_bench(void)
          set.n * (KEY_BYTES + VAL_BYTES) / 1048576.0,
          budget_bytes() / 1048576.0, bench_dir);
   printf("\n[load] cairn: interval durability, checkpoint, close, reopen "
-         "cold; LMDB: sorted, MDB_NOSYNC\n");
+         "cold; LMDB: %s, MDB_NOSYNC\n",
+         set.lmdb_unsorted ? "random order" : "sorted");
   fflush(stdout);
   if (load_all() != 0) {
     fprintf(stderr, "ckpt-bench: loading failed\n");
