@@ -7,6 +7,9 @@
  * that expires while only the store holds it is reclaimed too.  Each dead
  * entry becomes a logged REC_EXPIRED, so recovery and followers agree on
  * what is gone.  A tombstone that the store has caught up with is dropped.
+ * The same sweep logs the last access of entries that reads have kept
+ * alive (max-idle) once their last logged state is half their max-idle
+ * old, so that a crash does not end them (expire_collect).
  *
  * Eviction.  With a memory budget, clean entries (version at or below the
  * checkpoint LSN, so the store holds them) are dropped by CLOCK: a hand
@@ -50,31 +53,100 @@
 
 #define EXPIRE_BATCH 256u /* keys collected per shard walk */
 
-struct expire_ctx {
-  int64_t now;
-  uint64_t ckpt_lsn;
-  size_t seen;       /* entries examined */
-  size_t n;          /* keys collected */
+/* Keys copied out of a walk, to act on once the shard's lock is dropped. */
+struct key_batch {
+  size_t n;
   char *keys[EXPIRE_BATCH];
   uint32_t klens[EXPIRE_BATCH];
 };
 
-static void collect_key(struct expire_ctx *c, const void *key, size_t klen) {
-  if (c->n == EXPIRE_BATCH) return;
+static void batch_add(struct key_batch *b, const void *key, size_t klen) {
+  if (b->n == EXPIRE_BATCH) return;
   char *k = malloc(klen ? klen : 1);
   if (!k) return; /* next sweep */
   memcpy(k, key, klen);
-  c->keys[c->n] = k;
-  c->klens[c->n++] = (uint32_t)klen;
+  b->keys[b->n] = k;
+  b->klens[b->n++] = (uint32_t)klen;
 }
 
-/* Collect the dead: expired entries, and tombstones the store has. */
+/* Log the last access of each key in b (db_touch_log), and empty it. */
+static void batch_log_touches(cairn *db, struct ns *s, struct key_batch *b) {
+  for (size_t i = 0; i < b->n; i++) {
+    db_touch_log(db, s, b->keys[i], b->klens[i]);
+    free(b->keys[i]);
+  }
+  b->n = 0;
+}
+
+/* When log records were written, roughly: (last LSN, time) sampled every
+ * LSN_CLOCK_STEP_MS by the maintenance thread, the newest
+ * LSN_CLOCK_SAMPLES kept.  A record whose LSN is above a sample's was
+ * handed out after that sample was taken. */
+#define LSN_CLOCK_SAMPLES 4096u
+#define LSN_CLOCK_STEP_MS 1000
+
+struct lsn_clock {
+  unsigned first, n; /* the oldest sample, and how many */
+  uint64_t lsn[LSN_CLOCK_SAMPLES];
+  int64_t ms[LSN_CLOCK_SAMPLES];
+};
+
+static void clock_sample(struct lsn_clock *k, uint64_t lsn, int64_t now) {
+  unsigned last = (k->first + k->n - 1) % LSN_CLOCK_SAMPLES;
+  if (k->n && k->lsn[last] == lsn) {
+    k->ms[last] = now; /* nothing since: the record after comes later */
+    return;
+  }
+  if (k->n && now - k->ms[last] < LSN_CLOCK_STEP_MS) return;
+  if (k->n == LSN_CLOCK_SAMPLES) k->first = (k->first + 1) % LSN_CLOCK_SAMPLES;
+  else k->n++;
+  last = (k->first + k->n - 1) % LSN_CLOCK_SAMPLES;
+  k->lsn[last] = lsn;
+  k->ms[last] = now;
+}
+
+/* The earliest the record at lsn can have been written: the time of the
+ * newest sample below it; INT64_MIN if none is (older than the clock). */
+static int64_t clock_floor(const struct lsn_clock *k, uint64_t lsn) {
+  unsigned lo = 0, hi = k->n; /* samples [0, lo) are below lsn */
+  while (lo < hi) {
+    unsigned mid = lo + (hi - lo) / 2;
+    if (k->lsn[(k->first + mid) % LSN_CLOCK_SAMPLES] < lsn) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo ? k->ms[(k->first + lo - 1) % LSN_CLOCK_SAMPLES] : INT64_MIN;
+}
+
+struct expire_ctx {
+  int64_t now;
+  uint64_t ckpt_lsn;
+  int follower;
+  size_t seen;              /* entries examined */
+  struct key_batch dead;    /* to reclaim */
+  struct key_batch touched; /* read, last logged half a max-idle ago */
+  struct lsn_clock clock;
+};
+
+/* Collect the dead (expired entries, and tombstones the store has), and
+ * the entries whose reads must be logged before a crash can cost them
+ * their life.  Reads move a max-idle deadline in memory only; recovery
+ * knows the last access logged.  So an entry read since that state,
+ * which is half its max-idle old or more, has its last access logged
+ * now: after a crash, an entry read within the last half of its max-idle
+ * (give or take a sweep) is still alive. */
 static int expire_collect(void *arg, struct entry *e) {
   struct expire_ctx *c = arg;
   c->seen++;
-  int tomb = (entry_flags(e) & ENTRY_F_TOMB) != 0;
-  if (tomb ? entry_version(e) <= c->ckpt_lsn : !db_entry_live(e, c->now))
-    collect_key(c, entry_key(e), entry_klen(e));
+  unsigned flags = entry_flags(e);
+  int tomb = (flags & ENTRY_F_TOMB) != 0;
+  if (tomb ? entry_version(e) <= c->ckpt_lsn : !db_entry_live(e, c->now)) {
+    batch_add(&c->dead, entry_key(e), entry_klen(e));
+  } else if ((flags & ENTRY_F_TOUCHED) && !(flags & ENTRY_F_MEMORY) &&
+             !c->follower &&
+             clock_floor(&c->clock, entry_version(e)) <=
+                 c->now - (int64_t)(entry_max_idle(e) / 2)) {
+    batch_add(&c->touched, entry_key(e), entry_klen(e));
+  }
   return 0;
 }
 
@@ -143,9 +215,9 @@ static void expire_key(cairn *db, struct ns *s, char *key, size_t klen) {
   free(key);
 }
 
-static void expire_keys(cairn *db, struct ns *s, struct expire_ctx *c) {
-  for (size_t i = 0; i < c->n; i++) expire_key(db, s, c->keys[i], c->klens[i]);
-  c->n = 0;
+static void expire_keys(cairn *db, struct ns *s, struct key_batch *b) {
+  for (size_t i = 0; i < b->n; i++) expire_key(db, s, b->keys[i], b->klens[i]);
+  b->n = 0;
 }
 
 /* Examine up to budget entries in memory, from where the last tick
@@ -158,6 +230,7 @@ static void expire_memory(cairn *db, struct expire_ctx *c, size_t budget) {
     struct ns *s = db->ns[db->expiry_ns];
     c->now = now_ms();
     c->ckpt_lsn = __atomic_load_n(&db->ckpt_lsn, __ATOMIC_ACQUIRE);
+    c->follower = __atomic_load_n(&db->follower, __ATOMIC_ACQUIRE);
     c->seen = 0;
     int more = 0;
     /* Most entries of many stores never expire: skip shards of those. */
@@ -168,7 +241,8 @@ static void expire_memory(cairn *db, struct expire_ctx *c, size_t budget) {
       table_unlock(s->t, db->expiry_shard);
     }
     budget -= MIN(budget, MAX(c->seen, (size_t)1));
-    expire_keys(db, s, c);
+    expire_keys(db, s, &c->dead);
+    batch_log_touches(db, s, &c->touched);
     if (!more) {
       db->expiry_from = 0;
       if (++db->expiry_shard == TABLE_SHARDS) {
@@ -181,9 +255,8 @@ static void expire_memory(cairn *db, struct expire_ctx *c, size_t budget) {
 
 struct due_ctx {
   cairn *db;
-  size_t n;
   struct ns *ns[EXPIRE_BATCH];
-  struct expire_ctx *c;
+  struct key_batch *b;
 };
 
 static int due_collect(void *arg, const char *ns, size_t ns_len,
@@ -191,22 +264,22 @@ static int due_collect(void *arg, const char *ns, size_t ns_len,
   (void)deadline;
   struct due_ctx *d = arg;
   struct ns *s;
-  if (d->c->n == EXPIRE_BATCH) return 1;
+  if (d->b->n == EXPIRE_BATCH) return 1;
   if (db_ns_get(d->db, ns, ns_len, &s) != 0) return 0;
-  d->ns[d->c->n] = s;
-  collect_key(d->c, key, klen);
+  d->ns[d->b->n] = s;
+  batch_add(d->b, key, klen);
   return 0;
 }
 
 /* Entries that died while only the store held them. */
-static void expire_store(cairn *db, struct expire_ctx *c) {
-  struct due_ctx d = {db, 0, {0}, c};
-  c->n = 0;
+static void expire_store(cairn *db, struct key_batch *b) {
+  struct due_ctx d = {db, {0}, b};
+  b->n = 0;
   if (store_due(db->store, now_ms(), EXPIRE_BATCH, due_collect, &d) != 0)
     return;
-  for (size_t i = 0; i < c->n; i++)
-    expire_key(db, d.ns[i], c->keys[i], c->klens[i]);
-  c->n = 0;
+  for (size_t i = 0; i < b->n; i++)
+    expire_key(db, d.ns[i], b->keys[i], b->klens[i]);
+  b->n = 0;
 }
 
 /* ------------------------------------------------------------------------
@@ -220,7 +293,7 @@ struct evict_ctx {
   size_t n;          /* entries evicted by the last visit */
   struct entry *victims[EVICT_BATCH];
   uint64_t hashes[EVICT_BATCH];
-  struct expire_ctx touched; /* keys whose last access must be logged */
+  struct key_batch touched; /* keys whose last access must be logged */
 };
 
 static int evict_collect(void *arg, struct entry *e) {
@@ -232,7 +305,7 @@ static int evict_collect(void *arg, struct entry *e) {
   /* Read since its last logged state: the store's copy would die too
    * early.  Logged first (db_touch_log), it goes after a checkpoint. */
   if ((entry_flags(e) & ENTRY_F_TOUCHED) && !c->follower) {
-    collect_key(&c->touched, entry_key(e), entry_klen(e));
+    batch_add(&c->touched, entry_key(e), entry_klen(e));
     return 0;
   }
   c->victims[c->n] = e;
@@ -260,10 +333,7 @@ static int evict_visit(cairn *db, struct ns *s, unsigned *shard,
   if (c->n) __atomic_add_fetch(&s->evict_seq[*shard], 1, __ATOMIC_RELEASE);
   table_unlock(s->t, *shard);
   db_count(db, CNT_EVICTED, c->n);
-  for (size_t i = 0; i < c->touched.n; i++) {
-    db_touch_log(db, s, c->touched.keys[i], c->touched.klens[i]);
-    free(c->touched.keys[i]);
-  }
+  batch_log_touches(db, s, &c->touched);
   if (more) return 0;
   *from = 0;
   *shard = (*shard + 1) % TABLE_SHARDS;
@@ -331,14 +401,15 @@ static void evict_ns_locked(cairn *db, struct ns *s, struct evict_ctx *c) {
 /* Stops with room to spare: the walk finishes the group of entries that
  * share an h32, and a key past a full batch would be skipped. */
 static int touched_collect(void *arg, struct entry *e) {
-  if (entry_flags(e) & ENTRY_F_TOUCHED)
-    collect_key(arg, entry_key(e), entry_klen(e));
-  return ((struct expire_ctx *)arg)->n >= EXPIRE_BATCH - EXPIRE_BATCH / 4;
+  struct key_batch *b = arg;
+  if (entry_flags(e) & ENTRY_F_TOUCHED) batch_add(b, entry_key(e), entry_klen(e));
+  return b->n >= EXPIRE_BATCH - EXPIRE_BATCH / 4;
 }
 
 void maint_log_touches(cairn *db) {
-  struct expire_ctx *c = malloc(sizeof *c);
-  if (!c) return;
+  struct key_batch *b = malloc(sizeof *b);
+  if (!b) return;
+  b->n = 0;
   unsigned nns = __atomic_load_n(&db->ns_count, __ATOMIC_ACQUIRE);
   for (unsigned i = 0; i < nns; i++) {
     struct ns *s = db->ns[i];
@@ -348,18 +419,14 @@ void maint_log_touches(cairn *db) {
       uint64_t from = 0;
       int more;
       do {
-        c->n = 0;
         table_rdlock(s->t, shard);
-        more = table_walk(s->t, shard, &from, EXPIRE_BATCH, touched_collect, c);
+        more = table_walk(s->t, shard, &from, EXPIRE_BATCH, touched_collect, b);
         table_unlock(s->t, shard);
-        for (size_t k = 0; k < c->n; k++) {
-          db_touch_log(db, s, c->keys[k], c->klens[k]);
-          free(c->keys[k]);
-        }
+        batch_log_touches(db, s, b);
       } while (more);
     }
   }
-  free(c);
+  free(b);
 }
 
 static void evict(cairn *db, struct evict_ctx *c) {
@@ -421,8 +488,9 @@ static void maint_tick(cairn *db, struct expire_ctx *ec,
                        struct evict_ctx *vc) {
   evict(db, vc);
   if (db->opt.flags & CAIRN_OPEN_NO_EXPIRY) return;
+  clock_sample(&ec->clock, wal_last_lsn(db->wal), now_ms());
   expire_memory(db, ec, db->opt.expire_scan_max);
-  expire_store(db, ec);
+  expire_store(db, &ec->dead);
 }
 
 static void *maint_main(void *arg) {

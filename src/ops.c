@@ -893,9 +893,10 @@ int db_coll_replay(struct table *t, uint64_t hash, struct entry *old,
 
 /* Reads of an entry with a max-idle move its deadline in memory only
  * (entry_touch_read).  Before such an entry leaves memory (eviction) or
- * the process (close), its last access is logged here, or the store's
- * older one would have it die early: a session used all day would end
- * max-idle after its last write. */
+ * the process (close), and while it stays, once its last logged state is
+ * half its max-idle old (the expiry sweep, against a crash), its last
+ * access is logged here, or the older one would have it die early: a
+ * session used all day would end max-idle after its last write. */
 int db_touch_log(cairn *db, struct ns *s, const void *key, size_t klen) {
   uint64_t hash = table_hash(key, klen);
   unsigned shard = table_shard(hash);

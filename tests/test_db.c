@@ -793,6 +793,40 @@ Test(db, a_clean_restart_keeps_the_max_idle_that_reads_earned) {
   expect("sessions", "sid", "alive");
 }
 
+/* The same across a crash: a session kept alive by reads has its last
+ * access logged by the expiry sweep once its last logged state is half
+ * its max-idle old, so a process that dies without closing leaves a log
+ * that keeps it.  The child reads it until past half its max-idle, syncs
+ * the log and exits without closing. */
+Test(db, a_crash_keeps_the_max_idle_that_reads_earned) {
+  int64_t t0 = put_session("sessions", IDLE_MS);
+  cairn_close(db);
+  db = NULL;
+  pid_t pid = fork();
+  cr_assert_geq(pid, 0);
+  if (pid == 0) {
+    cairn *c;
+    cairn_options o = opts();
+    if (cairn_open(dir, &o, &c) != 0) _exit(1);
+    while (wall_ms() < t0 + IDLE_MS / 2 + IDLE_READ_MS) {
+      cairn_value v;
+      if (cairn_get(c, "sessions", "sid", 3, &v) != 0) _exit(2);
+      cairn_value_free(&v);
+      usleep(50 * 1000);
+    }
+    _exit(cairn_sync(c) == 0 ? 0 : 3);
+  }
+  int status;
+  cr_assert_eq(waitpid(pid, &status, 0), pid);
+  cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child: %d",
+            status);
+  cairn_options o = opts();
+  cr_assert_eq(cairn_open(dir, &o, &db), 0);
+  sleep_until(t0 + IDLE_MS + IDLE_LATE_MS);
+  cr_assert_lt(wall_ms(), t0 + IDLE_MS / 2 + IDLE_MS, "the test ran late");
+  expect("sessions", "sid", "alive");
+}
+
 /* The same when the session is evicted: before it leaves memory, its last
  * access is logged, and it goes only once a checkpoint has it. */
 Test(db, an_evicted_entry_keeps_the_max_idle_that_reads_earned) {
