@@ -75,6 +75,11 @@ struct store {
    * a cache line of its own, so concurrent readers write no shared
    * memory. */
   struct rslot *slots; /* STORE_READ_SLOTS */
+  /* A resize in progress: new reads wait on resize_mu, which the resize
+   * holds, rather than race it for the slots (a mutex is not fair: a
+   * reader relocking its slot at once could keep the resize waiting). */
+  int resizing; /* __atomic */
+  pthread_mutex_t resize_mu;
   uint64_t gen; /* __atomic: write transactions committed, + 1 */
 };
 
@@ -497,6 +502,7 @@ static int locks_init(struct store *s) {
   for (unsigned i = 0; i < STORE_READ_SLOTS; i++)
     pthread_mutex_init(&s->slots[i].mu, NULL);
   pthread_mutex_init(&s->write_mu, NULL);
+  pthread_mutex_init(&s->resize_mu, NULL);
   s->gen = 1;
   return 0;
 }
@@ -593,6 +599,7 @@ void store_close(struct store *s) {
   for (unsigned i = 0; i < STORE_READ_SLOTS; i++)
     pthread_mutex_destroy(&s->slots[i].mu);
   pthread_mutex_destroy(&s->write_mu);
+  pthread_mutex_destroy(&s->resize_mu);
   free(s->slots);
   free(s->dir);
   free(s);
@@ -637,6 +644,10 @@ static struct rslot *slot_take(struct store *s) {
   if (home == UINT_MAX)
     home = __atomic_fetch_add(&next_home, 1, __ATOMIC_RELAXED) %
            STORE_READ_SLOTS;
+  if (__atomic_load_n(&s->resizing, __ATOMIC_ACQUIRE)) {
+    pthread_mutex_lock(&s->resize_mu);
+    pthread_mutex_unlock(&s->resize_mu);
+  }
   for (unsigned i = 0; i < STORE_READ_SLOTS; i++) {
     struct rslot *r = &s->slots[(home + i) % STORE_READ_SLOTS];
     if (pthread_mutex_trylock(&r->mu) == 0) return r;
@@ -701,6 +712,8 @@ static void reads_invalidate(struct store *s) {
 /* Hold every slot, so that no read transaction is in use, and free their
  * transactions (a map resize needs none open). */
 static void slots_lock(struct store *s) {
+  pthread_mutex_lock(&s->resize_mu);
+  __atomic_store_n(&s->resizing, 1, __ATOMIC_RELEASE);
   for (unsigned i = 0; i < STORE_READ_SLOTS; i++)
     pthread_mutex_lock(&s->slots[i].mu);
   slots_drain(s);
@@ -709,6 +722,8 @@ static void slots_lock(struct store *s) {
 static void slots_unlock(struct store *s) {
   for (unsigned i = 0; i < STORE_READ_SLOTS; i++)
     pthread_mutex_unlock(&s->slots[i].mu);
+  __atomic_store_n(&s->resizing, 0, __ATOMIC_RELEASE);
+  pthread_mutex_unlock(&s->resize_mu);
 }
 
 /* Free the kept read transactions.  None may be in use: the slots held
