@@ -82,6 +82,8 @@ struct cairn {
   /* The maintenance thread: expiry and eviction (maint.c). */
   pthread_t maint_thread;
   int maint_running;
+  uint64_t maint_lsn0;              /* the log's last LSN when it started */
+  int64_t maint_ms0;                /* ... and the time */
   pthread_mutex_t maint_mu;
   pthread_cond_t maint_cv;
   int stopping;

@@ -497,6 +497,7 @@ static void *maint_main(void *arg) {
   cairn *db = arg;
   struct expire_ctx *ec = calloc(1, sizeof *ec);
   struct evict_ctx *vc = calloc(1, sizeof *vc);
+  if (ec) clock_sample(&ec->clock, db->maint_lsn0, db->maint_ms0);
   pthread_mutex_lock(&db->maint_mu);
   while (!db->stopping && ec && vc) {
     struct timespec ts;
@@ -517,6 +518,10 @@ static void *maint_main(void *arg) {
 }
 
 int maint_start(cairn *db) {
+  /* The clock's first sample (see struct lsn_clock), taken here so that
+   * every record written after the open is dated by it. */
+  db->maint_lsn0 = wal_last_lsn(db->wal);
+  db->maint_ms0 = now_ms();
   pthread_condattr_t ca;
   pthread_condattr_init(&ca);
   pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);

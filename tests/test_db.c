@@ -827,6 +827,23 @@ Test(db, a_crash_keeps_the_max_idle_that_reads_earned) {
   expect("sessions", "sid", "alive");
 }
 
+/* The sweep logs a read entry's last access only once its last logged
+ * state is half its max-idle old: a session read every few milliseconds
+ * costs no log record for the first half of its max-idle. */
+Test(db, reads_are_logged_at_most_once_per_half_max_idle) {
+  int64_t t0 = put_session("sessions", 2 * IDLE_MS);
+  struct cairn_stats before, after;
+  cr_assert_eq(cairn_stats(db, &before), 0);
+  while (wall_ms() < t0 + IDLE_READ_MS) {
+    expect("sessions", "sid", "alive");
+    usleep(10 * 1000); /* the sweep runs every 10 ms here */
+  }
+  cr_assert_eq(cairn_stats(db, &after), 0);
+  cr_assert_lt(wall_ms(), t0 + IDLE_MS, "the test ran late");
+  cr_assert_eq(after.last_lsn, before.last_lsn, "%" PRIu64 " records logged",
+               after.last_lsn - before.last_lsn);
+}
+
 /* The same when the session is evicted: before it leaves memory, its last
  * access is logged, and it goes only once a checkpoint has it. */
 Test(db, an_evicted_entry_keeps_the_max_idle_that_reads_earned) {
