@@ -1404,22 +1404,34 @@ static void *hammer_reads(void *p) {
   return NULL;
 }
 
-Test(store, readers_run_while_the_map_grows, .init = setup,
-     .fini = teardown) {
+/* nthreads readers of one key while a txn grows the map several times. */
+static void reads_during_growth(int nthreads) {
   struct store *s = open_store(1u << 20, 0);
   put1(s, 1, "a", sval("old", 0, 0, 0), 1);
   struct hammer h = {.s = s};
-  pthread_t th[2];
-  for (int i = 0; i < 2; i++)
+  pthread_t th[STORE_READ_SLOTS + 8];
+  cr_assert_leq(nthreads, (int)(sizeof th / sizeof th[0]));
+  for (int i = 0; i < nthreads; i++)
     cr_assert_eq(pthread_create(&th[i], NULL, hammer_reads, &h), 0);
   struct store_txn *t;
   cr_assert_eq(store_begin(s, &t), 0);
   put_many(t, 2, 2000, 0); /* ~8 MB: several resizes */
   __atomic_store_n(&h.stop, 1, __ATOMIC_RELEASE);
-  for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
+  for (int i = 0; i < nthreads; i++) pthread_join(th[i], NULL);
   cr_assert_eq(store_commit(t, 2, 1), 0);
   cr_assert_eq(h.bad, 0);
-  cr_assert_gt(h.reads, 0);
+  cr_assert_geq(h.reads, nthreads);
   check_many(s, 2, 2000);
   store_close(s);
+}
+
+Test(store, readers_run_while_the_map_grows, .init = setup,
+     .fini = teardown) {
+  reads_during_growth(2);
+}
+
+/* More readers than read slots: some share a slot, or take another's. */
+Test(store, more_readers_than_slots_run_while_the_map_grows, .init = setup,
+     .fini = teardown) {
+  reads_during_growth(STORE_READ_SLOTS + 8);
 }
