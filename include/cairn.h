@@ -439,6 +439,10 @@ struct cairn_stats {
   uint64_t epoch;            /* epoch stamped on new log frames */
   uint64_t puts, dels, gets, get_hits;
   uint64_t expired;          /* entries reclaimed by expiry */
+  uint64_t touches_logged;   /* last accesses of max-idle entries logged
+                                (reads are not logged otherwise): at
+                                eviction, at close, and once half a
+                                max-idle after the last logged state */
   uint64_t log_frames;       /* frames written since open */
   uint64_t log_syncs;        /* fdatasyncs since open */
   uint64_t log_bytes;        /* log bytes written since open */

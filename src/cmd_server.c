@@ -239,6 +239,7 @@ static void info_memory(struct info *in, struct server *s,
   add(in, "mem_allocator:libc");
   add(in, "cairn_disk_entries:%llu", (unsigned long long)st->disk_entries);
   add(in, "cairn_evictions_to_disk:%llu", (unsigned long long)st->evictions);
+  add(in, "cairn_touches_logged:%llu", (unsigned long long)st->touches_logged);
 }
 
 static void info_persistence(struct info *in, struct server *s,

@@ -249,6 +249,7 @@ CAIRN_EXPORT int cairn_stats(cairn *db, struct cairn_stats *out) {
   st.gets = c[CNT_GETS];
   st.get_hits = c[CNT_GET_HITS];
   st.expired = c[CNT_EXPIRED];
+  st.touches_logged = c[CNT_TOUCHES];
   *out = st;
   return 0;
 }

@@ -920,6 +920,7 @@ int db_touch_log(cairn *db, struct ns *s, const void *key, size_t klen) {
                                     NULL, NULL));
     entry_untouch(e);
     logged = 1;
+    db_count(db, CNT_TOUCHES, 1);
   } else {
     wal_unreserve(db->wal, bytes);
   }

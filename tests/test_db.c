@@ -842,6 +842,7 @@ Test(db, reads_are_logged_at_most_once_per_half_max_idle) {
   cr_assert_lt(wall_ms(), t0 + IDLE_MS, "the test ran late");
   cr_assert_eq(after.last_lsn, before.last_lsn, "%" PRIu64 " records logged",
                after.last_lsn - before.last_lsn);
+  cr_assert_eq(after.touches_logged, before.touches_logged);
 }
 
 /* The same when the session is evicted: before it leaves memory, its last
@@ -873,4 +874,5 @@ Test(db, an_evicted_entry_keeps_the_max_idle_that_reads_earned) {
   cr_assert_eq(cairn_stats(db, &after), 0);
   cr_assert_eq(after.store_reads, before.store_reads + 1,
                "the session was evicted, and read back from the store");
+  cr_assert_geq(before.touches_logged, 1, "its read was logged first");
 }
