@@ -30,6 +30,27 @@ static void reopen(void) {
   cr_assert_eq(cairn_open(dir, &o, &db), 0);
 }
 
+/* Run body in a child that opens the database and exits without closing
+ * it, so without the checkpoint a close makes: the log stays as a crash
+ * leaves it.  The parent's handle is closed first.  body returns the
+ * child's exit status, which must be 0. */
+static void in_crashing_child(int (*body)(cairn *c, void *arg), void *arg) {
+  cairn_close(db);
+  db = NULL;
+  pid_t pid = fork();
+  cr_assert_geq(pid, 0);
+  if (pid == 0) {
+    cairn *c;
+    cairn_options o = opts();
+    if (cairn_open(dir, &o, &c) != 0) _exit(100);
+    _exit(body(c, arg));
+  }
+  int status;
+  cr_assert_eq(waitpid(pid, &status, 0), pid);
+  cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child: %d",
+            status);
+}
+
 static void setup(void) {
   tu_tmpdir(dir, sizeof dir, "db");
   cairn_options o = opts();
@@ -463,31 +484,23 @@ Test(db, expiry_is_announced_to_expired_fn) {
   cr_assert_eq(expired, 1);
 }
 
-Test(db, a_log_missing_its_first_segment_is_refused_unless_salvaged) {
-  /* Fill a few 1 MiB segments from a child that exits without closing
-   * (a close would checkpoint and recycle them). */
-  cairn_close(db);
-  db = NULL;
-  pid_t pid = fork();
-  cr_assert_geq(pid, 0);
-  if (pid == 0) {
-    cairn *c;
-    cairn_options o = opts();
-    if (cairn_open(dir, &o, &c) != 0) _exit(1);
-    static char val[4096]; /* incompressible, so the log spans segments */
-    srand(42);
-    for (size_t i = 0; i < sizeof val; i++) val[i] = (char)(rand() & 0xff);
-    cairn_write iv = {.durability = CAIRN_DURABILITY_INTERVAL};
-    for (int i = 0; i < 1000; i++) {
-      char k[16];
-      snprintf(k, sizeof k, "k%d", i);
-      if (cairn_put(c, NULL, k, strlen(k), val, sizeof val, &iv) != 0) _exit(1);
-    }
-    _exit(cairn_sync(c) == 0 ? 0 : 1);
+/* Fill a few 1 MiB segments (a close would checkpoint and recycle them). */
+static int fill_segments(cairn *c, void *arg) {
+  (void)arg;
+  static char val[4096]; /* incompressible, so the log spans segments */
+  srand(42);
+  for (size_t i = 0; i < sizeof val; i++) val[i] = (char)(rand() & 0xff);
+  cairn_write iv = {.durability = CAIRN_DURABILITY_INTERVAL};
+  for (int i = 0; i < 1000; i++) {
+    char k[16];
+    snprintf(k, sizeof k, "k%d", i);
+    if (cairn_put(c, NULL, k, strlen(k), val, sizeof val, &iv) != 0) return 1;
   }
-  int status;
-  cr_assert_eq(waitpid(pid, &status, 0), pid);
-  cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  return cairn_sync(c) == 0 ? 0 : 2;
+}
+
+Test(db, a_log_missing_its_first_segment_is_refused_unless_salvaged) {
+  in_crashing_child(fill_segments, NULL);
   char path[400];
   snprintf(path, sizeof path, "%s/wal/0000000000000001.wal", dir);
   cr_assert_eq(unlink(path), 0);
@@ -618,21 +631,16 @@ Test(db, a_follower_hides_expired_entries_but_deletes_nothing_itself) {
 
 /* A log replayed at open: written by a child that exits without closing
  * (so without the checkpoint a close makes). */
+static int put_kv_and_sync(cairn *c, void *arg) {
+  const char *const *kv = arg;
+  if (cairn_put(c, NULL, kv[0], strlen(kv[0]), kv[1], strlen(kv[1]), NULL))
+    return 1;
+  return cairn_sync(c) == 0 ? 0 : 2;
+}
+
 static void crash_after_put(const char *k, const char *v) {
-  cairn_close(db);
-  db = NULL;
-  pid_t pid = fork();
-  cr_assert_geq(pid, 0);
-  if (pid == 0) {
-    cairn *c;
-    cairn_options o = opts();
-    if (cairn_open(dir, &o, &c) != 0) _exit(1);
-    if (cairn_put(c, NULL, k, strlen(k), v, strlen(v), NULL) != 0) _exit(1);
-    _exit(cairn_sync(c) == 0 ? 0 : 1);
-  }
-  int status;
-  cr_assert_eq(waitpid(pid, &status, 0), pid);
-  cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  const char *kv[2] = {k, v};
+  in_crashing_child(put_kv_and_sync, kv);
 }
 
 static struct cairn_stats stats_after_open(unsigned flags) {
@@ -798,28 +806,20 @@ Test(db, a_clean_restart_keeps_the_max_idle_that_reads_earned) {
  * its max-idle old, so a process that dies without closing leaves a log
  * that keeps it.  The child reads it until past half its max-idle, syncs
  * the log and exits without closing. */
+static int read_session_past_half_idle(cairn *c, void *arg) {
+  int64_t t0 = *(const int64_t *)arg;
+  while (wall_ms() < t0 + IDLE_MS / 2 + IDLE_READ_MS) {
+    cairn_value v;
+    if (cairn_get(c, "sessions", "sid", 3, &v) != 0) return 1;
+    cairn_value_free(&v);
+    usleep(50 * 1000);
+  }
+  return cairn_sync(c) == 0 ? 0 : 2;
+}
+
 Test(db, a_crash_keeps_the_max_idle_that_reads_earned) {
   int64_t t0 = put_session("sessions", IDLE_MS);
-  cairn_close(db);
-  db = NULL;
-  pid_t pid = fork();
-  cr_assert_geq(pid, 0);
-  if (pid == 0) {
-    cairn *c;
-    cairn_options o = opts();
-    if (cairn_open(dir, &o, &c) != 0) _exit(1);
-    while (wall_ms() < t0 + IDLE_MS / 2 + IDLE_READ_MS) {
-      cairn_value v;
-      if (cairn_get(c, "sessions", "sid", 3, &v) != 0) _exit(2);
-      cairn_value_free(&v);
-      usleep(50 * 1000);
-    }
-    _exit(cairn_sync(c) == 0 ? 0 : 3);
-  }
-  int status;
-  cr_assert_eq(waitpid(pid, &status, 0), pid);
-  cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child: %d",
-            status);
+  in_crashing_child(read_session_past_half_idle, &t0);
   cairn_options o = opts();
   cr_assert_eq(cairn_open(dir, &o, &db), 0);
   sleep_until(t0 + IDLE_MS + IDLE_LATE_MS);
