@@ -909,16 +909,24 @@ static size_t store_txnid(void) {
 
 #define PACED_KEYS 20000u
 
+/* Open with o (making the store), close, and open again: returns LMDB's
+ * count of write transactions in between, so that a test counts only its
+ * own. */
+static size_t reopen_counting_txns(const cairn_options *o) {
+  open_with(o);
+  cairn_close(db);
+  db = NULL;
+  size_t before = store_txnid();
+  open_with(o);
+  return before;
+}
+
 /* LMDB transactions that writing PACED_KEYS keys cost, checkpointed by
  * fn (NULL: by the close alone); the keys are checked after. */
 static size_t txns_to_checkpoint(int (*fn)(cairn *)) {
   cairn_options o = opts();
   o.durability = CAIRN_DURABILITY_INTERVAL;
-  open_with(&o);
-  cairn_close(db);
-  db = NULL;
-  size_t before = store_txnid();
-  open_with(&o);
+  size_t before = reopen_counting_txns(&o);
   for (uint32_t i = 0; i < PACED_KEYS; i++) put_gen(NULL, "p", i, 1, 100, NULL);
   if (fn) {
     cr_assert_eq(fn(db), 0);
@@ -968,11 +976,7 @@ Test(ckpt, a_checkpoint_for_memory_pressure_is_not_paced) {
   o.max_memory = 1u << 20;
   o.checkpoint_bytes = 1ull << 40;
   o.checkpoint_interval_ms = 3600u * 1000u;
-  open_with(&o);
-  cairn_close(db);
-  db = NULL;
-  size_t before = store_txnid();
-  open_with(&o);
+  size_t before = reopen_counting_txns(&o);
   for (uint32_t i = 0; i < PACED_KEYS; i++) put_gen(NULL, "m", i, 1, 100, NULL);
   struct cairn_stats st = stats();
   for (unsigned ms = 0; st.checkpoints == 0 && ms < WAIT_MS_MAX; ms += 10) {
