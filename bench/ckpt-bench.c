@@ -63,6 +63,9 @@
 #define GET_ROUNDS       3u         /* alternating turns per engine */
 #define ZIPF_THETA       0.99
 #define ZIPF_PROBE       (1u << 20) /* samples to show the skew */
+#define WARM_SLICE_S     2.0        /* cairn's warm-up goes in slices */
+#define WARM_FULL_PCT    95u        /* memory this full has settled */
+#define WARM_FLAT_PCT    1u         /* nor has memory growing less a slice */
 #define LAT_MAX          (1u << 20) /* latency samples per put thread */
 #define DRAIN_TIMEOUT_S  60         /* a completion later than this is lost */
 #define LIST_MAX         8u         /* thread counts in a -g / -T list */
@@ -85,7 +88,8 @@ struct list {
 static struct settings {
   uint64_t n;             /* entries */
   double read_seconds;    /* measured length of each get row */
-  double warm_seconds;    /* warm-up of each get figure, per engine */
+  double warm_seconds;    /* warm-up of each get figure: at least */
+  double warm_max;        /*   and at most, for cairn's memory to settle */
   double idle_seconds;    /* idle phase of the interference figure */
   uint64_t updates;       /* updates written before the timed checkpoint */
   uint64_t tail_mb;       /* --fill: log written after the checkpoint */
@@ -95,7 +99,8 @@ static struct settings {
   bool keep;
   bool lmdb_unsorted;     /* load LMDB in random order, not sorted */
 } set = {
-  .n = 10000000, .read_seconds = 6, .warm_seconds = 4, .idle_seconds = 3,
+  .n = 10000000, .read_seconds = 6, .warm_seconds = 4, .warm_max = 90,
+  .idle_seconds = 3,
   .tail_mb = 100, .parent = ".",
   .get_threads = { 2, { 1, 2 } }, .put_threads = { 3, { 1, 2, 4 } },
 };
@@ -617,6 +622,38 @@ static int get_row(const char *fig, const struct zipf *zipf, unsigned nthreads,
   return rc;
 }
 
+/* Warm cairn up with run r until its memory has settled: full (at
+ * WARM_FULL_PCT of max_memory, where evictions balance admissions), or
+ * grown by less than WARM_FLAT_PCT of it over the last slice; at least
+ * set.warm_seconds and at most set.warm_max.  A figure taken while
+ * memory still fills measures the filling, not the cache. */
+static int warm_cairn(struct run *r)
+{
+  struct cairn_stats a, b;
+  double secs = 0, rate = 0;
+  uint64_t ops = 0;
+  bool full = false;
+  int rc = 0;
+
+  cairn_stats(ld.db, &b);
+  while (rc == 0 && secs < set.warm_max) {
+    a = b;
+    rc |= run_timed(r, 1, WARM_SLICE_S, &rate);
+    secs += WARM_SLICE_S;
+    ops += (uint64_t)(rate * WARM_SLICE_S);
+    cairn_stats(ld.db, &b);
+    full = b.memory_bytes / WARM_FULL_PCT >= b.max_memory / 100;
+    bool flat = b.memory_bytes <= a.memory_bytes + b.max_memory / 100 *
+                                                   WARM_FLAT_PCT;
+    if (secs >= set.warm_seconds && (full || flat))
+      break;
+  }
+  printf("  warm-up: cairn %.0f s (%.0f gets/s, memory %s)", secs,
+         secs > 0 ? (double)ops / secs : 0.0, full ? "full" : "settled");
+  fflush(stdout);
+  return rc;
+}
+
 static int fig_get(const char *fig, const struct zipf *zipf, double goal)
 {
   struct run rc_run = { .fn = work_cairn_get, .db = ld.db, .zipf = zipf };
@@ -626,13 +663,12 @@ static int fig_get(const char *fig, const struct zipf *zipf, double goal)
   int rc = 0;
 
   /* Warm-up: the same workload, so cairn's memory holds what it selects
-   * and both engines' pages are in the page cache. */
+   * and both engines' pages are in the page cache and mapped. */
   cairn_stats(ld.db, &a);
-  rc |= run_timed(&rc_run, 1, set.warm_seconds, &rate);
+  rc |= warm_cairn(&rc_run);
   cairn_stats(ld.db, &b);
-  printf("  warm-up %.0f s each: cairn %.0f gets/s", set.warm_seconds, rate);
   rc |= run_timed(&rl_run, 1, set.warm_seconds, &rate);
-  printf(", LMDB %.0f gets/s\n", rate);
+  printf(", LMDB %.0f s (%.0f gets/s)\n", set.warm_seconds, rate);
   print_hits(&a, &b);
   for (unsigned i = 0; i < set.get_threads.n; i++)
     rc |= get_row(fig, zipf, set.get_threads.v[i], goal);
@@ -958,7 +994,9 @@ static void usage(FILE *f)
     "  -n, --keys N           entries (default 10M; k/M suffixes); cairn's\n"
     "                         max_memory is a quarter of N*(16+100) bytes\n"
     "  -r, --read-seconds S   measured length of each get row (default 6)\n"
-    "  -w, --warm-seconds S   warm-up of each get figure (default 4)\n"
+    "  -w, --warm-seconds S   warm-up of each get figure (default 4); cairn's\n"
+    "                         goes on until its memory is full or no longer\n"
+    "                         grows, up to --warm-max S (default 90)\n"
     "  -I, --idle-seconds S   idle phase of the interference figure (3)\n"
     "  -u, --updates U        updates before the timed checkpoint\n"
     "                         (default N/10, at least 200k)\n"
@@ -1021,7 +1059,8 @@ static int parse_args(int argc, char **argv, enum mode *mode,
 {
   static const struct option longs[] = {
     { "keys", 1, NULL, 'n' }, { "read-seconds", 1, NULL, 'r' },
-    { "warm-seconds", 1, NULL, 'w' }, { "idle-seconds", 1, NULL, 'I' },
+    { "warm-seconds", 1, NULL, 'w' },
+    { "warm-max", 1, NULL, 'W' }, { "idle-seconds", 1, NULL, 'I' },
     { "updates", 1, NULL, 'u' }, { "get-threads", 1, NULL, 'g' },
     { "put-threads", 1, NULL, 'T' }, { "dir", 1, NULL, 'd' },
     { "only", 1, NULL, 'o' }, { "keep", 0, NULL, 'k' },
@@ -1034,12 +1073,13 @@ static int parse_args(int argc, char **argv, enum mode *mode,
   bool any_only = false;
   int c, bad = 0;
 
-  while ((c = getopt_long(argc, argv, "n:r:w:I:u:g:T:d:o:khV", longs,
+  while ((c = getopt_long(argc, argv, "n:r:w:W:I:u:g:T:d:o:khV", longs,
                           NULL)) != -1) {
     switch (c) {
     case 'n': bad |= bench_parse_u64(optarg, &set.n); break;
     case 'r': bad |= bench_parse_secs(optarg, &set.read_seconds); break;
     case 'w': bad |= bench_parse_secs(optarg, &set.warm_seconds); break;
+    case 'W': bad |= bench_parse_secs(optarg, &set.warm_max); break;
     case 'I': bad |= bench_parse_secs(optarg, &set.idle_seconds); break;
     case 'u': bad |= bench_parse_u64(optarg, &set.updates); break;
     case 'g': bad |= parse_list(optarg, &set.get_threads); break;
