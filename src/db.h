@@ -89,12 +89,16 @@ struct cairn {
   int stopping;
   unsigned expiry_ns, expiry_shard; /* where the expiry sweep resumes */
   uint64_t expiry_from;
-  /* Admission of entries read from the store, under a memory budget: a
-   * key is cached on its second read within a window (a doorkeeper
-   * bitmap), so a scan or uniform traffic over data larger than memory
-   * does not churn the cache for entries read once. */
+  /* Admission of entries read from the store, under a memory budget
+   * (ops.c db_admit): while memory has room, every read is cached; once
+   * it is nearly full, a key is cached on its second miss within a
+   * window (a doorkeeper bitmap), so that a scan or uniform traffic over
+   * data larger than memory does not churn the cache for keys read
+   * once. */
   uint64_t *admit;                  /* ADMIT_BITS bits, or NULL */
   uint64_t admit_set;               /* bits set since the last clearing */
+  int admit_room;                   /* __atomic: memory is under
+                                       ADMIT_ROOM_PCT of the budget */
   pthread_mutex_t evict_mu;         /* the eviction's clock hand: */
   unsigned evict_ns, evict_shard;
   uint64_t evict_from;

@@ -54,6 +54,8 @@
 #define EVICT_INLINE_PCT  110u  /* above this, inserting threads evict too */
 #define ADMIT_BITS        (1u << 22) /* doorkeeper of reads from the store:
                                         512 KiB, cleared when half full */
+#define ADMIT_ROOM_PCT    90u   /* below this share of the budget, every
+                                   read from the store is cached */
 
 /* Expiry. */
 #define EXPIRE_TICK_MS_DEFAULT   100u

@@ -453,6 +453,15 @@ static int ns_far_over(cairn *db) {
   return 0;
 }
 
+/* Note whether memory (mem bytes) has room for whatever reads bring in
+ * (see db_admit). */
+static void admit_room_set(cairn *db, uint64_t mem) {
+  uint64_t budget = db->opt.max_memory;
+  int room = budget == 0 || mem < budget / 100 * ADMIT_ROOM_PCT;
+  if (__atomic_load_n(&db->admit_room, __ATOMIC_RELAXED) != room)
+    __atomic_store_n(&db->admit_room, room, __ATOMIC_RELAXED);
+}
+
 static void maint_wake(cairn *db) {
   pthread_mutex_lock(&db->maint_mu);
   pthread_cond_signal(&db->maint_cv);
@@ -469,6 +478,7 @@ void db_mem_grew(cairn *db) {
   if (ns_far_over(db)) maint_wake(db);
   if (db->opt.max_memory == 0) return;
   uint64_t mem = db_memory(db), budget = db->opt.max_memory;
+  admit_room_set(db, mem);
   if (mem <= budget) return;
   maint_wake(db);
   if (mem / EVICT_INLINE_PCT <= budget / 100 ||
@@ -487,6 +497,7 @@ void db_mem_grew(cairn *db) {
 static void maint_tick(cairn *db, struct expire_ctx *ec,
                        struct evict_ctx *vc) {
   evict(db, vc);
+  admit_room_set(db, db_memory(db));
   if (db->opt.flags & CAIRN_OPEN_NO_EXPIRY) return;
   clock_sample(&ec->clock, wal_last_lsn(db->wal), now_ms());
   expire_memory(db, ec, db->opt.expire_scan_max);
@@ -522,6 +533,7 @@ int maint_start(cairn *db) {
    * every record written after the open is dated by it. */
   db->maint_lsn0 = wal_last_lsn(db->wal);
   db->maint_ms0 = now_ms();
+  admit_room_set(db, db_memory(db));
   pthread_condattr_t ca;
   pthread_condattr_init(&ca);
   pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);

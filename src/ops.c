@@ -939,11 +939,16 @@ CAIRN_EXPORT void cairn_value_free(cairn_value *v) {
 }
 
 /* Should a read that missed memory cache what it finds?  Always without a
- * memory budget; with one, on the key's second miss within a window (see
- * cairn.admit).  The bitmap uses hash bits that pick neither the shard nor
- * the h32 order. */
+ * memory budget, and while memory is under ADMIT_ROOM_PCT of it: caching
+ * then evicts nothing (after a restart, every read fills memory).  Past
+ * that, each entry cached costs an eviction and pays only if the key is
+ * read again before the CLOCK hand comes round, so a key is cached on
+ * its second miss within a window (see cairn.admit): a key read once (a
+ * scan, an old id looked up) only sets its bit.  The bitmap uses hash
+ * bits that pick neither the shard nor the h32 order. */
 static int db_admit(cairn *db, uint64_t hash) {
-  if (!db->admit) return 1;
+  if (!db->admit || __atomic_load_n(&db->admit_room, __ATOMIC_RELAXED))
+    return 1;
   size_t bit = (size_t)(hash >> 8) & (ADMIT_BITS - 1);
   uint64_t *word = &db->admit[bit / 64], mask = 1ull << (bit % 64);
   if (__atomic_load_n(word, __ATOMIC_RELAXED) & mask) return 1;

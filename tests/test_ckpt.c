@@ -522,25 +522,105 @@ Test(ckpt, a_missing_key_costs_one_store_lookup) {
   cr_assert_eq(stats().store_reads, reads);
 }
 
-/* Under a memory budget, a key's first read from the store is not cached
- * (db_admit), except an entry with a max-idle: its deadline moves with
- * each read, which only an entry in memory records. */
-Test(ckpt, a_cold_read_caches_an_entry_with_a_max_idle) {
+/* Admission (db_admit) is filtered only once memory is nearly full: these
+ * tests write AD_FILL filler entries, which a reopen leaves on disk only,
+ * and read them back until reads stop being cached.  Then memory sits at
+ * ADMIT_ROOM_PCT of AD_BUDGET, give or take the 64 reads between two of
+ * a thread's looks at it. */
+#define AD_BUDGET (1u << 20)
+#define AD_FILL   8000u /* of AD_VLEN bytes: about twice the budget */
+#define AD_VLEN   200u
+
+static cairn_options ad_opts(void) {
   cairn_options o = opts();
-  o.max_memory = 64u << 20;
+  o.max_memory = AD_BUDGET;
+  return o;
+}
+
+static void ad_write_fillers(void) {
+  for (uint32_t i = 0; i < AD_FILL; i++) put_gen(NULL, "fill", i, 1, AD_VLEN, NULL);
+}
+
+/* Read the fillers back, once each, after a reopen: memory ends between
+ * ADMIT_ROOM_PCT of the budget and the budget. */
+static void ad_fill_memory(void) {
+  for (uint32_t i = 0; i < AD_FILL; i++) expect_gen(NULL, "fill", i, 1, AD_VLEN);
+  struct cairn_stats st = stats();
+  cr_assert_geq(st.memory_bytes, AD_BUDGET / 100 * ADMIT_ROOM_PCT,
+                "reads cached while memory had room: %" PRIu64 " bytes",
+                st.memory_bytes);
+  cr_assert_leq(st.memory_bytes, AD_BUDGET,
+                "then stopped short of the budget, with half the fillers "
+                "read: %" PRIu64 " bytes", st.memory_bytes);
+}
+
+Test(ckpt, a_read_from_the_store_is_cached_while_memory_has_room) {
+  cairn_options o = ad_opts();
   open_with(&o);
+  put_gen(NULL, "a", 1, 1, 100, NULL);
+  checkpoint_ok();
+  reopen_with(&o);
+  cr_assert_eq(stats().entries, 0);
+  expect_gen(NULL, "a", 1, 1, 100);
+  cr_assert_eq(stats().entries, 1, "read once: cached");
+  uint64_t reads = stats().store_reads;
+  expect_gen(NULL, "a", 1, 1, 100);
+  cr_assert_eq(stats().store_reads, reads, "then served from memory");
+}
+
+Test(ckpt, with_memory_nearly_full_a_key_read_once_is_not_cached) {
+  cairn_options o = ad_opts();
+  open_with(&o);
+  ad_write_fillers();
+  for (uint32_t i = 0; i < 1000; i++) put_gen(NULL, "once", i, 1, 50, NULL);
+  checkpoint_ok();
+  reopen_with(&o);
+  ad_fill_memory();
+  uint64_t n = stats().entries;
+  for (uint32_t i = 0; i < 1000; i++) expect_gen(NULL, "once", i, 1, 50);
+  /* Only a key whose doorkeeper bit another key set may get in. */
+  cr_assert_leq(stats().entries, n + 10, "%" PRIu64 " of 1000 keys read once "
+                "were cached", stats().entries - n);
+}
+
+Test(ckpt, with_memory_nearly_full_a_key_read_again_is_cached) {
+  cairn_options o = ad_opts();
+  open_with(&o);
+  ad_write_fillers();
+  put_gen(NULL, "a", 1, 1, 100, NULL);
+  checkpoint_ok();
+  reopen_with(&o);
+  ad_fill_memory();
+  uint64_t n = stats().entries;
+  expect_gen(NULL, "a", 1, 1, 100);
+  cr_assert_eq(stats().entries, n, "read once: served, not cached");
+  expect_gen(NULL, "a", 1, 1, 100);
+  cr_assert_eq(stats().entries, n + 1, "read again: cached");
+  uint64_t reads = stats().store_reads;
+  expect_gen(NULL, "a", 1, 1, 100);
+  cr_assert_eq(stats().store_reads, reads, "then served from memory");
+}
+
+/* An entry with a max-idle is cached on its first read from the store,
+ * even when memory is nearly full: its deadline moves with each read,
+ * which only an entry in memory records. */
+Test(ckpt, a_cold_read_caches_an_entry_with_a_max_idle) {
+  cairn_options o = ad_opts();
+  open_with(&o);
+  ad_write_fillers();
   cairn_write idle = {.flags = CAIRN_W_MAX_IDLE, .max_idle_ms = 600000};
   put_str(NULL, "session", "idle-bound", &idle);
   put_str(NULL, "token", "lifespan-bound", &(cairn_write){.ttl_ms = 600000});
   put_str(NULL, "plain", "forever", NULL);
   reopen_with(&o); /* checkpoints; memory starts empty */
-  cr_assert_eq(stats().entries, 0);
+  ad_fill_memory();
+  uint64_t n = stats().entries;
   expect_str(NULL, "plain", "forever");
   expect_str(NULL, "token", "lifespan-bound");
-  cr_assert_eq(stats().entries, 0, "a first read is not cached");
+  cr_assert_eq(stats().entries, n, "a first read is not cached");
   uint64_t before = stats().store_reads;
   expect_str(NULL, "session", "idle-bound");
-  cr_assert_eq(stats().entries, 1, "the max-idle entry is cached");
+  cr_assert_eq(stats().entries, n + 1, "the max-idle entry is cached");
   cr_assert_eq(stats().store_reads, before + 1, "by one store lookup");
   uint64_t reads = stats().store_reads;
   expect_str(NULL, "session", "idle-bound");
@@ -845,24 +925,6 @@ Test(ckpt, a_memory_namespace_never_touches_the_store) {
   reads = st.store_reads;
   for (uint32_t i = 0; i < 100; i++) expect_gen("cache", "c", i, 0, 0);
   cr_assert_eq(stats().store_reads, reads);
-}
-
-Test(ckpt, a_key_read_once_from_the_store_is_not_cached_but_one_read_again_is) {
-  cairn_options o = opts();
-  o.max_memory = 1 << 20;
-  open_with(&o);
-  put_gen(NULL, "a", 1, 1, 100, NULL);
-  checkpoint_ok();
-  reopen_with(&o);
-  struct cairn_stats st = stats();
-  cr_assert_eq(st.entries, 0);
-  expect_gen(NULL, "a", 1, 1, 100);
-  cr_assert_eq(stats().entries, 0, "read once: served, not cached");
-  expect_gen(NULL, "a", 1, 1, 100);
-  cr_assert_eq(stats().entries, 1, "read again: cached");
-  uint64_t reads = stats().store_reads;
-  expect_gen(NULL, "a", 1, 1, 100);
-  cr_assert_eq(stats().store_reads, reads, "then served from memory");
 }
 
 /* ----------------------------------------------------------------------
