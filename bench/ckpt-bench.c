@@ -19,6 +19,9 @@
  *   --open-only DIR  time cairn_open of DIR, print it, exit without closing
  *   --resp           print n SET commands (same keys and values) in RESP,
  *                    for redis-cli --pipe
+ *   --trees DIR      in a directory kept with -k, time mdb_get alone on
+ *                    cairn's store and on the peer's LMDB, each with its
+ *                    own keys: how much of a get figure is the tree's shape
  *
  * Only ratios taken within one run mean anything: the machine is shared
  * and noisy.  bench/README describes the figures and their goals.
@@ -65,10 +68,13 @@
 #define ZIPF_PROBE       (1u << 20) /* samples to show the skew */
 #define WARM_SLICE_S     2.0        /* cairn's warm-up goes in slices */
 #define WARM_FULL_PCT    95u        /* memory this full has settled */
-#define WARM_FLAT_PCT    1u         /* nor has memory growing less a slice */
+#define WARM_FLAT_PCT    1u         /* or memory growing less a slice */
+#define WARM_HIT_RISE    0.005      /* and the hit ratio rising less */
 #define LAT_MAX          (1u << 20) /* latency samples per put thread */
 #define DRAIN_TIMEOUT_S  60         /* a completion later than this is lost */
 #define LIST_MAX         8u         /* thread counts in a -g / -T list */
+#define TREE_SAMPLE      (1u << 21) /* --trees: keys looked up, at most */
+#define TREE_ROUNDS      3u         /* --trees: alternating turns, best kept */
 
 /* ------------------------------------------------------------------------
  * Settings and results
@@ -623,33 +629,39 @@ static int get_row(const char *fig, const struct zipf *zipf, unsigned nthreads,
 }
 
 /* Warm cairn up with run r until its memory has settled: full (at
- * WARM_FULL_PCT of max_memory, where evictions balance admissions), or
- * grown by less than WARM_FLAT_PCT of it over the last slice; at least
- * set.warm_seconds and at most set.warm_max.  A figure taken while
- * memory still fills measures the filling, not the cache. */
+ * WARM_FULL_PCT of max_memory) or grown by less than WARM_FLAT_PCT of it
+ * over the last slice, and its hit ratio up by less than WARM_HIT_RISE
+ * over the slice (memory full of what an earlier workload chose is not
+ * settled); at least set.warm_seconds and at most set.warm_max.  A figure
+ * taken while memory still fills, or still turns over to the workload,
+ * measures that, not the cache. */
 static int warm_cairn(struct run *r)
 {
   struct cairn_stats a, b;
-  double secs = 0, rate = 0;
+  double secs = 0, rate = 0, hit = 0, last = -1;
   uint64_t ops = 0;
-  bool full = false;
+  bool full = false, settled = false;
   int rc = 0;
 
   cairn_stats(ld.db, &b);
-  while (rc == 0 && secs < set.warm_max) {
+  while (rc == 0 && secs < set.warm_max && !settled) {
     a = b;
     rc |= run_timed(r, 1, WARM_SLICE_S, &rate);
     secs += WARM_SLICE_S;
     ops += (uint64_t)(rate * WARM_SLICE_S);
     cairn_stats(ld.db, &b);
+    uint64_t gets = b.gets - a.gets;
+    hit = gets ? (double)(b.mem_hits - a.mem_hits) / (double)gets : 0;
     full = b.memory_bytes / WARM_FULL_PCT >= b.max_memory / 100;
     bool flat = b.memory_bytes <= a.memory_bytes + b.max_memory / 100 *
                                                    WARM_FLAT_PCT;
-    if (secs >= set.warm_seconds && (full || flat))
-      break;
+    settled = secs >= set.warm_seconds && (full || flat) && last >= 0 &&
+              hit < last + WARM_HIT_RISE;
+    last = hit;
   }
-  printf("  warm-up: cairn %.0f s (%.0f gets/s, memory %s)", secs,
-         secs > 0 ? (double)ops / secs : 0.0, full ? "full" : "settled");
+  printf("  warm-up: cairn %.0f s (%.0f gets/s, memory %s, hit ratio %.3f "
+         "%s)", secs, secs > 0 ? (double)ops / secs : 0.0,
+         full ? "full" : "not full", hit, settled ? "settled" : "still moving");
   fflush(stdout);
   return rc;
 }
@@ -958,6 +970,107 @@ static int mode_open_only(const char *dir)
   _exit(EXIT_SUCCESS);
 }
 
+/* One LMDB database for --trees: a uniform sample of its keys, packed. */
+struct tree {
+  const char *name;
+  MDB_env *env;
+  MDB_dbi dbi;
+  MDB_txn *txn;
+  MDB_stat st;
+  uint8_t *keys;    /* n keys of at most TREE_KEY_MAX bytes */
+  uint16_t *klen;
+  size_t n;
+};
+
+#define TREE_KEY_MAX 64u
+
+static int tree_open(struct tree *t, const char *name, const char *dir,
+                     const char *dbname)
+{
+  MDB_cursor *cur;
+  MDB_val k, v;
+  int rc;
+
+  memset(t, 0, sizeof *t);
+  t->name = name;
+  if ((rc = mdb_env_create(&t->env)) != 0 ||
+      (rc = mdb_env_set_maxdbs(t->env, 8)) != 0 ||
+      (rc = mdb_env_open(t->env, dir, MDB_RDONLY | MDB_NOTLS | MDB_NORDAHEAD,
+                         0644)) != 0 ||
+      (rc = mdb_txn_begin(t->env, NULL, MDB_RDONLY, &t->txn)) != 0 ||
+      (rc = mdb_dbi_open(t->txn, dbname, 0, &t->dbi)) != 0 ||
+      (rc = mdb_stat(t->txn, t->dbi, &t->st)) != 0 ||
+      (rc = mdb_cursor_open(t->txn, t->dbi, &cur)) != 0) {
+    fprintf(stderr, "ckpt-bench: %s: %s\n", dir, mdb_strerror(rc));
+    return -1;
+  }
+  size_t cap = t->st.ms_entries < TREE_SAMPLE ? t->st.ms_entries : TREE_SAMPLE;
+  size_t stride = cap ? (t->st.ms_entries + cap - 1) / cap : 1, i = 0;
+  t->keys = malloc(cap * TREE_KEY_MAX + 1);
+  t->klen = malloc(cap * sizeof *t->klen + 1);
+  if (t->keys == NULL || t->klen == NULL)
+    return -1;
+  for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0 && t->n < cap;
+       rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT), i++) {
+    if (i % stride != 0 || k.mv_size > TREE_KEY_MAX)
+      continue;
+    memcpy(t->keys + t->n * TREE_KEY_MAX, k.mv_data, k.mv_size);
+    t->klen[t->n++] = (uint16_t)k.mv_size;
+  }
+  mdb_cursor_close(cur);
+  printf("  %s: %zu entries, depth %u, %zu branch and %zu leaf pages; "
+         "%zu keys sampled\n", name, t->st.ms_entries, t->st.ms_depth,
+         t->st.ms_branch_pages, t->st.ms_leaf_pages, t->n);
+  return t->n ? 0 : -1;
+}
+
+/* mdb_get of ops sampled keys, drawn at random; gets a second. */
+static double tree_gets(struct tree *t, uint64_t ops, uint64_t *seed)
+{
+  uint64_t sink = 0, t0 = bench_now_ns();
+  for (uint64_t j = 0; j < ops; j++) {
+    size_t x = (size_t)bench_rand(seed, t->n);
+    MDB_val k = { t->klen[x], t->keys + x * TREE_KEY_MAX }, v;
+    if (mdb_get(t->txn, t->dbi, &k, &v) != 0)
+      return -1;
+    sink += ((const uint8_t *)v.mv_data)[v.mv_size - 1];
+  }
+  double secs = bench_secs_since(t0);
+  return sink == UINT64_MAX ? 0 : (double)ops / secs;
+}
+
+/* The tree shape alone: random mdb_get on cairn's store (its data keys:
+ * namespace, shard, hash, key) and on the peer's LMDB (the bare keys),
+ * in one process with nothing else running, turns alternated. */
+static int mode_trees(const char *dir)
+{
+  char a[4200], b[4200];
+  struct tree c, l;
+  uint64_t seed = 0x7ee5eedull;
+  double best_c = 0, best_l = 0;
+
+  snprintf(a, sizeof a, "%s/cairn/lmdb", dir);
+  snprintf(b, sizeof b, "%s/lmdb", dir);
+  if (tree_open(&c, "cairn's store", a, "data") != 0 ||
+      tree_open(&l, "LMDB", b, NULL) != 0)
+    return -1;
+  uint64_t ops = c.n > l.n ? c.n : l.n;
+  for (unsigned r = 0; r < TREE_ROUNDS; r++) {
+    double rc = tree_gets(&c, ops, &seed), rl = tree_gets(&l, ops, &seed);
+    if (rc < 0 || rl < 0) {
+      fprintf(stderr, "ckpt-bench: a sampled key was not found\n");
+      return -1;
+    }
+    printf("  turn %u: cairn's tree %.0f gets/s, LMDB %.0f gets/s\n", r + 1,
+           rc, rl);
+    best_c = rc > best_c ? rc : best_c;
+    best_l = rl > best_l ? rl : best_l;
+  }
+  printf("  best: cairn's tree %.0f, LMDB %.0f gets/s, ratio %.2f\n", best_c,
+         best_l, best_c / best_l);
+  return 0;
+}
+
 /* SET commands for the n entries in RESP, for redis-cli --pipe: the same
  * keys and values as cairn gets. */
 static int mode_resp(void)
@@ -991,12 +1104,13 @@ static void usage(FILE *f)
     "       ckpt-bench --fill DIR [-n N] [--tail-mb MB]\n"
     "       ckpt-bench --open-only DIR [-n N]\n"
     "       ckpt-bench --resp [-n N] | redis-cli --pipe\n"
+    "       ckpt-bench --trees DIR   (DIR kept by -k)\n"
     "  -n, --keys N           entries (default 10M; k/M suffixes); cairn's\n"
     "                         max_memory is a quarter of N*(16+100) bytes\n"
     "  -r, --read-seconds S   measured length of each get row (default 6)\n"
     "  -w, --warm-seconds S   warm-up of each get figure (default 4); cairn's\n"
-    "                         goes on until its memory is full or no longer\n"
-    "                         grows, up to --warm-max S (default 90)\n"
+    "                         goes on until its memory and hit ratio have\n"
+    "                         settled, up to --warm-max S (default 90)\n"
     "  -I, --idle-seconds S   idle phase of the interference figure (3)\n"
     "  -u, --updates U        updates before the timed checkpoint\n"
     "                         (default N/10, at least 200k)\n"
@@ -1051,8 +1165,9 @@ static int parse_only(const char *arg)
   return 0;
 }
 
-enum mode { MODE_BENCH, MODE_FILL, MODE_OPEN_ONLY, MODE_RESP };
-enum { OPT_FILL = 256, OPT_OPEN_ONLY, OPT_RESP, OPT_TAIL_MB, OPT_UNSORTED };
+enum mode { MODE_BENCH, MODE_FILL, MODE_OPEN_ONLY, MODE_RESP, MODE_TREES };
+enum { OPT_FILL = 256, OPT_OPEN_ONLY, OPT_RESP, OPT_TAIL_MB, OPT_UNSORTED,
+       OPT_TREES };
 
 static int parse_args(int argc, char **argv, enum mode *mode,
                       const char **mode_dir)
@@ -1068,6 +1183,7 @@ static int parse_args(int argc, char **argv, enum mode *mode,
     { "fill", 1, NULL, OPT_FILL }, { "open-only", 1, NULL, OPT_OPEN_ONLY },
     { "resp", 0, NULL, OPT_RESP }, { "tail-mb", 1, NULL, OPT_TAIL_MB },
     { "lmdb-unsorted", 0, NULL, OPT_UNSORTED },
+    { "trees", 1, NULL, OPT_TREES },
     { NULL, 0, NULL, 0 },
   };
   bool any_only = false;
@@ -1090,6 +1206,7 @@ static int parse_args(int argc, char **argv, enum mode *mode,
     case OPT_FILL: *mode = MODE_FILL; *mode_dir = optarg; break;
     case OPT_OPEN_ONLY: *mode = MODE_OPEN_ONLY; *mode_dir = optarg; break;
     case OPT_RESP: *mode = MODE_RESP; break;
+    case OPT_TREES: *mode = MODE_TREES; *mode_dir = optarg; break;
     case OPT_TAIL_MB: bad |= bench_parse_u64(optarg, &set.tail_mb); break;
     case OPT_UNSORTED: set.lmdb_unsorted = true; break;
     case 'h': usage(stdout); exit(EXIT_SUCCESS);
@@ -1205,6 +1322,8 @@ int main(int argc, char **argv)
     return mode_open_only(mode_dir) == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
   case MODE_RESP:
     return mode_resp() == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+  case MODE_TREES:
+    return mode_trees(mode_dir) == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
   case MODE_BENCH:
     break;
   }
