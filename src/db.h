@@ -49,6 +49,13 @@ struct db_counters {
   uint64_t n[CNT_N];
 } __attribute__((aligned(64)));
 
+/* Which reads from the store are cached, by how full memory is. */
+enum admit_mode {
+  ADMIT_ALL,    /* under ADMIT_ROOM_PCT of the budget, or no budget */
+  ADMIT_SECOND, /* a key's second miss within the doorkeeper's window */
+  ADMIT_NONE,   /* past ADMIT_STOP_PCT */
+};
+
 struct cairn {
   char *dir;
   cairn_options opt;
@@ -94,11 +101,10 @@ struct cairn {
    * it is nearly full, a key is cached on its second miss within a
    * window (a doorkeeper bitmap), so that a scan or uniform traffic over
    * data larger than memory does not churn the cache for keys read
-   * once. */
+   * once; well past the budget, none is until the eviction catches up. */
   uint64_t *admit;                  /* ADMIT_BITS bits, or NULL */
   uint64_t admit_set;               /* bits set since the last clearing */
-  int admit_room;                   /* __atomic: memory is under
-                                       ADMIT_ROOM_PCT of the budget */
+  int admit_mode;                   /* __atomic: enum admit_mode */
   pthread_mutex_t evict_mu;         /* the eviction's clock hand: */
   unsigned evict_ns, evict_shard;
   uint64_t evict_from;

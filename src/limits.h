@@ -56,6 +56,8 @@
                                         512 KiB, cleared when half full */
 #define ADMIT_ROOM_PCT    90u   /* below this share of the budget, every
                                    read from the store is cached */
+#define ADMIT_STOP_PCT    115u  /* above it, none is (but a max-idle's):
+                                   memory waits for the eviction */
 
 /* Expiry. */
 #define EXPIRE_TICK_MS_DEFAULT   100u

@@ -37,6 +37,7 @@
 #include "limits.h"
 #include "record.h"
 #include "store.h"
+#include "sys.h"
 #include "table.h"
 #include "util.h"
 #include "wal.h"
@@ -323,6 +324,7 @@ static int evict_visit(cairn *db, struct ns *s, unsigned *shard,
   c->n = 0;
   c->touched.n = 0;
   c->freed = 0;
+  if (sys_ops.test_hook) sys_ops.test_hook(SYS_HOOK_EVICT);
   table_wrlock(s->t, *shard);
   int more = table_walk(s->t, *shard, from, EVICT_BATCH, evict_collect, c);
   for (size_t i = 0; i < c->n; i++) {
@@ -453,13 +455,15 @@ static int ns_far_over(cairn *db) {
   return 0;
 }
 
-/* Note whether memory (mem bytes) has room for whatever reads bring in
- * (see db_admit). */
-static void admit_room_set(cairn *db, uint64_t mem) {
+/* Set which reads from the store memory (mem bytes) takes in (see
+ * db_admit). */
+static void admit_mode_set(cairn *db, uint64_t mem) {
   uint64_t budget = db->opt.max_memory;
-  int room = budget == 0 || mem < budget / 100 * ADMIT_ROOM_PCT;
-  if (__atomic_load_n(&db->admit_room, __ATOMIC_RELAXED) != room)
-    __atomic_store_n(&db->admit_room, room, __ATOMIC_RELAXED);
+  int mode = budget == 0 || mem < budget / 100 * ADMIT_ROOM_PCT ? ADMIT_ALL
+             : mem / ADMIT_STOP_PCT <= budget / 100          ? ADMIT_SECOND
+                                                             : ADMIT_NONE;
+  if (__atomic_load_n(&db->admit_mode, __ATOMIC_RELAXED) != mode)
+    __atomic_store_n(&db->admit_mode, mode, __ATOMIC_RELAXED);
 }
 
 static void maint_wake(cairn *db) {
@@ -478,7 +482,7 @@ void db_mem_grew(cairn *db) {
   if (ns_far_over(db)) maint_wake(db);
   if (db->opt.max_memory == 0) return;
   uint64_t mem = db_memory(db), budget = db->opt.max_memory;
-  admit_room_set(db, mem);
+  admit_mode_set(db, mem);
   if (mem <= budget) return;
   maint_wake(db);
   if (mem / EVICT_INLINE_PCT <= budget / 100 ||
@@ -497,7 +501,7 @@ void db_mem_grew(cairn *db) {
 static void maint_tick(cairn *db, struct expire_ctx *ec,
                        struct evict_ctx *vc) {
   evict(db, vc);
-  admit_room_set(db, db_memory(db));
+  admit_mode_set(db, db_memory(db));
   if (db->opt.flags & CAIRN_OPEN_NO_EXPIRY) return;
   clock_sample(&ec->clock, wal_last_lsn(db->wal), now_ms());
   expire_memory(db, ec, db->opt.expire_scan_max);
@@ -533,7 +537,7 @@ int maint_start(cairn *db) {
    * every record written after the open is dated by it. */
   db->maint_lsn0 = wal_last_lsn(db->wal);
   db->maint_ms0 = now_ms();
-  admit_room_set(db, db_memory(db));
+  admit_mode_set(db, db_memory(db));
   pthread_condattr_t ca;
   pthread_condattr_init(&ca);
   pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);

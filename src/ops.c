@@ -944,11 +944,15 @@ CAIRN_EXPORT void cairn_value_free(cairn_value *v) {
  * that, each entry cached costs an eviction and pays only if the key is
  * read again before the CLOCK hand comes round, so a key is cached on
  * its second miss within a window (see cairn.admit): a key read once (a
- * scan, an old id looked up) only sets its bit.  The bitmap uses hash
- * bits that pick neither the shard nor the h32 order. */
+ * scan, an old id looked up) only sets its bit.  Past ADMIT_STOP_PCT the
+ * eviction has fallen behind (its thread descheduled, say), and reads
+ * cache nothing until it catches up: memory is bounded by writes alone.
+ * The bitmap uses hash bits that pick neither the shard nor the h32
+ * order. */
 static int db_admit(cairn *db, uint64_t hash) {
-  if (!db->admit || __atomic_load_n(&db->admit_room, __ATOMIC_RELAXED))
-    return 1;
+  if (!db->admit) return 1;
+  int mode = __atomic_load_n(&db->admit_mode, __ATOMIC_RELAXED);
+  if (mode != ADMIT_SECOND) return mode == ADMIT_ALL;
   size_t bit = (size_t)(hash >> 8) & (ADMIT_BITS - 1);
   uint64_t *word = &db->admit[bit / 64], mask = 1ull << (bit % 64);
   if (__atomic_load_n(word, __ATOMIC_RELAXED) & mask) return 1;

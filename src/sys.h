@@ -38,6 +38,7 @@ struct sys_ops {
 enum {
   SYS_HOOK_CKPT_MID_TXN = 1,   /* checkpoint: half its keys written */
   SYS_HOOK_CKPT_COMMITTED = 2, /* checkpoint: committed, log not recycled */
+  SYS_HOOK_EVICT = 3,          /* eviction: a visit of the hand begins */
 };
 
 extern struct sys_ops sys_ops;

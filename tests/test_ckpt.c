@@ -1057,10 +1057,13 @@ Test(ckpt, a_checkpoint_for_memory_pressure_is_not_paced) {
  * else the log, and the entries memory must keep, would grow without
  * bound.  The checkpoint is held in its third transaction while a writer
  * fills the log. */
-static int hold_armed, hold_reached, hold_go;
+static int hold_point, hold_armed, hold_reached, hold_go;
+static pthread_t hold_spared; /* never held: the test's own thread */
 
-static void hold_mid_txn(int point) {
-  if (point != SYS_HOOK_CKPT_MID_TXN ||
+/* The test hook: hold the first thread (but hold_spared) that reaches
+ * hold_point, once armed, until hold_go. */
+static void hold_at(int point) {
+  if (point != hold_point || pthread_equal(pthread_self(), hold_spared) ||
       !__atomic_exchange_n(&hold_armed, 0, __ATOMIC_ACQ_REL))
     return;
   __atomic_store_n(&hold_reached, 1, __ATOMIC_RELEASE);
@@ -1085,7 +1088,9 @@ Test(ckpt, a_paced_checkpoint_the_log_outruns_goes_unpaced) {
   for (uint32_t i = 0; i < 2000; i++) put_gen(NULL, "b", i, 1, 100, NULL);
   cr_assert_eq(cairn_sync(db), 0); /* a checkpoint stops at the durable end */
   cr_assert_eq(stats().checkpoints, 0);
-  sys_ops.test_hook = hold_mid_txn;
+  hold_point = SYS_HOOK_CKPT_MID_TXN;
+  hold_spared = pthread_self();
+  sys_ops.test_hook = hold_at;
   __atomic_store_n(&hold_armed, 1, __ATOMIC_RELEASE);
   pthread_t th;
   cr_assert_eq(pthread_create(&th, NULL, checkpoint_thread, NULL), 0);
@@ -1110,4 +1115,36 @@ Test(ckpt, a_paced_checkpoint_the_log_outruns_goes_unpaced) {
                st.checkpoints_unpaced, st.checkpoints);
   reopen_with(&o);
   for (uint32_t i = 0; i < 2000; i += 7) expect_gen(NULL, "b", i, 1, 100);
+}
+
+/* The eviction falls behind (its thread held at the start of a visit,
+ * holding the hand): reads from the store stop caching past
+ * ADMIT_STOP_PCT of the budget, so memory does not grow with them. */
+Test(ckpt, reads_stop_caching_while_the_eviction_is_behind) {
+  cairn_options o = ad_opts();
+  open_with(&o);
+  ad_write_fillers();
+  checkpoint_ok();
+  reopen_with(&o);
+  hold_point = SYS_HOOK_EVICT;
+  hold_spared = pthread_self();
+  sys_ops.test_hook = hold_at;
+  __atomic_store_n(&hold_armed, 1, __ATOMIC_RELEASE);
+  /* Twice each: the second read of a key passes the doorkeeper. */
+  uint64_t peak = 0;
+  for (uint32_t round = 0; round < 2; round++)
+    for (uint32_t i = 0; i < AD_FILL; i++) {
+      expect_gen(NULL, "fill", i, 1, AD_VLEN);
+      uint64_t mem = stats().memory_bytes;
+      if (mem > peak) peak = mem;
+    }
+  int held = __atomic_load_n(&hold_reached, __ATOMIC_ACQUIRE);
+  __atomic_store_n(&hold_go, 1, __ATOMIC_RELEASE);
+  uint64_t after = wait_memory_at_most(AD_BUDGET);
+  sys_ops.test_hook = NULL;
+  cr_assert(held, "the eviction was held");
+  cr_assert_leq(peak, AD_BUDGET / 100 * EV_SLACK_PCT,
+                "memory peaked at %" PRIu64 " with a budget of %u", peak,
+                AD_BUDGET);
+  cr_assert_leq(after, AD_BUDGET, "and came back under it once released");
 }
