@@ -108,6 +108,8 @@ struct cairn {
   pthread_mutex_t evict_mu;         /* the eviction's clock hand: */
   unsigned evict_ns, evict_shard;
   uint64_t evict_from;
+  uint64_t evict_stuck;             /* __atomic: checkpoint LSN + 1 when a
+                                       pass at it left memory over, or 0 */
 };
 
 /* db.c */

@@ -356,12 +356,21 @@ static uint64_t evict_step(cairn *db, struct evict_ctx *c) {
 
 /* Evict until memory is under EVICT_LOW_PCT of the budget, or the hand has
  * gone twice round (every mark cleared once) without getting there.  The
- * hand is the caller's: evict_mu held. */
-static void evict_locked(cairn *db, struct evict_ctx *c) {
+ * hand is the caller's: evict_mu held.  A pass that ends over the mark
+ * leaves entries not yet checkpointed (and the few clean ones reads
+ * bring until ADMIT_STOP_PCT): it notes the checkpoint LSN it ran at in
+ * evict_stuck, and a helper (a thread that grew memory) does not walk
+ * the table again before the next checkpoint; else every 64th put of
+ * every writer went twice round the table for nothing.  The maintenance
+ * thread still does. */
+static void evict_locked(cairn *db, struct evict_ctx *c, int helper) {
   uint64_t budget = db->opt.max_memory;
   if (budget == 0 || db->ns_count == 0) return;
   uint64_t mem = db_memory(db), low = budget / 100 * EVICT_LOW_PCT;
   if (mem <= budget) return;
+  uint64_t ckpt = __atomic_load_n(&db->ckpt_lsn, __ATOMIC_ACQUIRE);
+  if (helper && __atomic_load_n(&db->evict_stuck, __ATOMIC_RELAXED) == ckpt + 1)
+    return;
   uint64_t visits = 2ull * db->ns_count * TABLE_SHARDS * 4;
   for (uint64_t i = 0; mem > low && i < visits; i++) {
     uint64_t freed = evict_step(db, c);
@@ -369,7 +378,9 @@ static void evict_locked(cairn *db, struct evict_ctx *c) {
     if ((i & 63) == 63) mem = db_memory(db);
   }
   /* What is left is mostly dirty: only a checkpoint makes it evictable. */
-  if (db_memory(db) > low) ckpt_request(db->ckpt);
+  int stuck = db_memory(db) > low;
+  __atomic_store_n(&db->evict_stuck, stuck ? ckpt + 1 : 0, __ATOMIC_RELAXED);
+  if (stuck) ckpt_request(db->ckpt);
 }
 
 /* Hold namespace s to its max_entries: evict by its own hand until it is
@@ -433,7 +444,7 @@ void maint_log_touches(cairn *db) {
 
 static void evict(cairn *db, struct evict_ctx *c) {
   pthread_mutex_lock(&db->evict_mu);
-  evict_locked(db, c);
+  evict_locked(db, c, 0);
   unsigned nns = __atomic_load_n(&db->ns_count, __ATOMIC_ACQUIRE);
   for (unsigned i = 0; i < nns; i++) evict_ns_locked(db, db->ns[i], c);
   pthread_mutex_unlock(&db->evict_mu);
@@ -489,7 +500,7 @@ void db_mem_grew(cairn *db) {
       pthread_mutex_trylock(&db->evict_mu) != 0)
     return;
   struct evict_ctx *c = malloc(sizeof *c);
-  if (c) evict_locked(db, c);
+  if (c) evict_locked(db, c, 1);
   pthread_mutex_unlock(&db->evict_mu);
   free(c);
 }

@@ -1148,3 +1148,38 @@ Test(ckpt, reads_stop_caching_while_the_eviction_is_behind) {
                 AD_BUDGET);
   cr_assert_leq(after, AD_BUDGET, "and came back under it once released");
 }
+
+/* Past the budget with nothing in memory but unwritten entries (the
+ * checkpoint that would clean them is held), a writer's help with the
+ * eviction finds nothing; it must not walk the table again for every 64
+ * puts until a checkpoint has cleaned something. */
+static unsigned visits_spared;
+
+static void count_visits_hold_ckpt(int point) {
+  if (point == SYS_HOOK_EVICT && pthread_equal(pthread_self(), hold_spared))
+    __atomic_add_fetch(&visits_spared, 1, __ATOMIC_RELAXED);
+  hold_at(point);
+}
+
+Test(ckpt, a_writer_past_the_budget_walks_the_table_once_per_checkpoint) {
+  cairn_options o = ad_opts();
+  o.durability = CAIRN_DURABILITY_INTERVAL;
+  o.checkpoint_bytes = 1ull << 40;
+  o.checkpoint_interval_ms = HOUR_MS;
+  open_with(&o);
+  hold_point = SYS_HOOK_CKPT_MID_TXN;
+  hold_spared = pthread_self();
+  sys_ops.test_hook = count_visits_hold_ckpt;
+  __atomic_store_n(&hold_armed, 1, __ATOMIC_RELEASE);
+  /* Four times the budget, all of it dirty. */
+  for (uint32_t i = 0; i < 4 * AD_FILL; i++) put_gen(NULL, "w", i, 1, AD_VLEN, NULL);
+  int held = __atomic_load_n(&hold_reached, __ATOMIC_ACQUIRE);
+  unsigned visits = __atomic_load_n(&visits_spared, __ATOMIC_RELAXED);
+  __atomic_store_n(&hold_go, 1, __ATOMIC_RELEASE);
+  checkpoint_ok();
+  sys_ops.test_hook = NULL;
+  cr_assert(held, "a checkpoint asked for by memory was held");
+  /* A pass goes at most twice round: 2 x TABLE_SHARDS x 4 visits. */
+  cr_assert_leq(visits, 2 * 2 * TABLE_SHARDS * 4, "the writer made %u visits",
+                visits);
+}
