@@ -110,6 +110,7 @@ struct cairn {
   uint64_t evict_from;
   uint64_t evict_stuck;             /* __atomic: checkpoint LSN + 1 when a
                                        pass at it left memory over, or 0 */
+  uint64_t evict_stuck_ns;          /* __atomic: when (mono_ns) */
 };
 
 /* db.c */

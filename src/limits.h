@@ -52,6 +52,8 @@
 #define EVICT_BATCH       512u  /* entries examined per shard visit */
 #define EVICT_LOW_PCT     95u   /* eviction stops at this share of budget */
 #define EVICT_INLINE_PCT  110u  /* above this, inserting threads evict too */
+#define EVICT_RETRY_MS    1000u /* a pass that found nothing: the next one
+                                   waits a checkpoint, or this long */
 #define ADMIT_BITS        (1u << 22) /* doorkeeper of reads from the store:
                                         512 KiB, cleared when half full */
 #define ADMIT_ROOM_PCT    90u   /* below this share of the budget, every

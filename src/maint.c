@@ -355,30 +355,45 @@ static uint64_t evict_step(cairn *db, struct evict_ctx *c) {
 }
 
 /* Evict until memory is under EVICT_LOW_PCT of the budget, or the hand has
- * gone twice round (every mark cleared once) without getting there.  The
- * hand is the caller's: evict_mu held.  A pass that ends over the mark
- * leaves entries not yet checkpointed (and the few clean ones reads
- * bring until ADMIT_STOP_PCT): it notes the checkpoint LSN it ran at in
- * evict_stuck, and a helper (a thread that grew memory) does not walk
- * the table again before the next checkpoint; else every 64th put of
- * every writer went twice round the table for nothing.  The maintenance
- * thread still does. */
+ * gone twice round (every mark cleared once) without getting there: a
+ * visit ends a shard or examines EVICT_BATCH entries, so two rounds from
+ * anywhere in a shard take at most 3 visits a shard and 2 per
+ * EVICT_BATCH entries.  The hand is the caller's: evict_mu held.
+ *
+ * A pass that goes twice round and ends over the mark leaves mostly
+ * entries not yet checkpointed: it asks for a checkpoint and notes the checkpoint LSN it
+ * ran at in evict_stuck.  Before that LSN moves, a helper (a thread that
+ * grew memory) does not walk the table again, nor does the maintenance
+ * thread for EVICT_RETRY_MS (what is left may also be clean entries that
+ * reads keep marked, which no checkpoint will change).  Else the
+ * maintenance thread went twice round the table every tick, and every
+ * writer every 64 puts, for nothing, competing for the CPU with the
+ * checkpoint that memory waits for. */
 static void evict_locked(cairn *db, struct evict_ctx *c, int helper) {
   uint64_t budget = db->opt.max_memory;
   if (budget == 0 || db->ns_count == 0) return;
   uint64_t mem = db_memory(db), low = budget / 100 * EVICT_LOW_PCT;
   if (mem <= budget) return;
   uint64_t ckpt = __atomic_load_n(&db->ckpt_lsn, __ATOMIC_ACQUIRE);
-  if (helper && __atomic_load_n(&db->evict_stuck, __ATOMIC_RELAXED) == ckpt + 1)
+  if (__atomic_load_n(&db->evict_stuck, __ATOMIC_RELAXED) == ckpt + 1 &&
+      (helper || mono_ns() - __atomic_load_n(&db->evict_stuck_ns,
+                                             __ATOMIC_RELAXED) <
+                     EVICT_RETRY_MS * 1000000ull))
     return;
-  uint64_t visits = 2ull * db->ns_count * TABLE_SHARDS * 4;
-  for (uint64_t i = 0; mem > low && i < visits; i++) {
+  unsigned nns = __atomic_load_n(&db->ns_count, __ATOMIC_ACQUIRE);
+  uint64_t entries = 0;
+  for (unsigned i = 0; i < nns; i++) entries += table_count(db->ns[i]->t);
+  uint64_t visits = 3ull * nns * TABLE_SHARDS + 2 * (entries / EVICT_BATCH);
+  uint64_t i;
+  for (i = 0; mem > low && i < visits; i++) {
     uint64_t freed = evict_step(db, c);
     mem = freed < mem ? mem - freed : 0;
     if ((i & 63) == 63) mem = db_memory(db);
   }
-  /* What is left is mostly dirty: only a checkpoint makes it evictable. */
-  int stuck = db_memory(db) > low;
+  /* Twice round and still over: what is left is mostly dirty, and only a
+   * checkpoint makes it evictable. */
+  int stuck = i == visits && db_memory(db) > low;
+  __atomic_store_n(&db->evict_stuck_ns, mono_ns(), __ATOMIC_RELAXED);
   __atomic_store_n(&db->evict_stuck, stuck ? ckpt + 1 : 0, __ATOMIC_RELAXED);
   if (stuck) ckpt_request(db->ckpt);
 }
