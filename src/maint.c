@@ -393,7 +393,7 @@ static void evict_locked(cairn *db, struct evict_ctx *c, int helper) {
   /* Twice round and still over: what is left is mostly dirty, and only a
    * checkpoint makes it evictable. */
   int stuck = i == visits && db_memory(db) > low;
-  __atomic_store_n(&db->evict_stuck_ns, mono_ns(), __ATOMIC_RELAXED);
+  if (stuck) __atomic_store_n(&db->evict_stuck_ns, mono_ns(), __ATOMIC_RELAXED);
   __atomic_store_n(&db->evict_stuck, stuck ? ckpt + 1 : 0, __ATOMIC_RELAXED);
   if (stuck) ckpt_request(db->ckpt);
 }

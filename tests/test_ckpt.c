@@ -1072,6 +1072,15 @@ static void hold_at(int point) {
     sleep_ms(1);
 }
 
+/* Arm hook (hold_at, or one calling it) to hold the first other thread
+ * that reaches point. */
+static void hold_arm(int point, void (*hook)(int)) {
+  hold_point = point;
+  hold_spared = pthread_self();
+  sys_ops.test_hook = hook;
+  __atomic_store_n(&hold_armed, 1, __ATOMIC_RELEASE);
+}
+
 static void *checkpoint_thread(void *arg) {
   (void)arg;
   return (void *)(intptr_t)cairn_checkpoint(db);
@@ -1088,10 +1097,7 @@ Test(ckpt, a_paced_checkpoint_the_log_outruns_goes_unpaced) {
   for (uint32_t i = 0; i < 2000; i++) put_gen(NULL, "b", i, 1, 100, NULL);
   cr_assert_eq(cairn_sync(db), 0); /* a checkpoint stops at the durable end */
   cr_assert_eq(stats().checkpoints, 0);
-  hold_point = SYS_HOOK_CKPT_MID_TXN;
-  hold_spared = pthread_self();
-  sys_ops.test_hook = hold_at;
-  __atomic_store_n(&hold_armed, 1, __ATOMIC_RELEASE);
+  hold_arm(SYS_HOOK_CKPT_MID_TXN, hold_at);
   pthread_t th;
   cr_assert_eq(pthread_create(&th, NULL, checkpoint_thread, NULL), 0);
   for (unsigned ms = 0; !__atomic_load_n(&hold_reached, __ATOMIC_ACQUIRE) &&
@@ -1126,10 +1132,7 @@ Test(ckpt, reads_stop_caching_while_the_eviction_is_behind) {
   ad_write_fillers();
   checkpoint_ok();
   reopen_with(&o);
-  hold_point = SYS_HOOK_EVICT;
-  hold_spared = pthread_self();
-  sys_ops.test_hook = hold_at;
-  __atomic_store_n(&hold_armed, 1, __ATOMIC_RELEASE);
+  hold_arm(SYS_HOOK_EVICT, hold_at);
   /* Twice each: the second read of a key passes the doorkeeper. */
   uint64_t peak = 0;
   for (uint32_t round = 0; round < 2; round++)
@@ -1177,10 +1180,7 @@ Test(ckpt, past_the_budget_the_eviction_walks_once_per_checkpoint) {
   o.checkpoint_bytes = 1ull << 40;
   o.checkpoint_interval_ms = HOUR_MS;
   open_with(&o);
-  hold_point = SYS_HOOK_CKPT_MID_TXN;
-  hold_spared = pthread_self();
-  sys_ops.test_hook = count_visits_hold_ckpt;
-  __atomic_store_n(&hold_armed, 1, __ATOMIC_RELEASE);
+  hold_arm(SYS_HOOK_CKPT_MID_TXN, count_visits_hold_ckpt);
   /* Four times the budget, all of it dirty. */
   uint64_t t0 = mono_ms();
   for (uint32_t i = 0; i < 4 * AD_FILL; i++) put_gen(NULL, "w", i, 1, AD_VLEN, NULL);
