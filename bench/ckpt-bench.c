@@ -22,6 +22,10 @@
  *   --trees DIR      in a directory kept with -k, time mdb_get alone on
  *                    cairn's store and on the peer's LMDB, each with its
  *                    own keys: how much of a get figure is the tree's shape
+ *   --cache DIR      in a directory kept with -k, reopen cairn cold and
+ *                    read it for --warm-max seconds a figure, printing each
+ *                    round's gets, hit ratio and evictions: how its memory
+ *                    settles over a read longer than a figure's warm-up
  *
  * Only ratios taken within one run mean anything: the machine is shared
  * and noisy.  bench/README describes the figures and their goals.
@@ -1071,6 +1075,61 @@ static int mode_trees(const char *dir)
   return 0;
 }
 
+/* --cache: how cairn's memory settles over a long read.  Opens the kept
+ * directory cold, as the get figures reopen it, and reads it with one
+ * thread, each figure -o names (get-uniform, get-zipf, in that order) for
+ * --warm-max seconds in rounds of --read-seconds, printing every round. */
+static int mode_cache(const char *dir)
+{
+  char path[4200], key[KEY_BYTES];
+  struct zipf z;
+  cairn *db;
+  uint64_t seed = 0xcac4e5eedull, sink = 0;
+  int rc = 0;
+
+  struct stat st;
+  snprintf(path, sizeof path, "%s/cairn", dir);
+  if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) {
+    fprintf(stderr, "ckpt-bench: %s: no data directory kept by -k\n", path);
+    return -1;
+  }
+  if (cn_open(path, budget_bytes(), true, &db) != 0)
+    return -1;
+  zipf_init(&z, set.n, ZIPF_THETA);
+  for (int f = FIG_GET_UNIFORM; f <= FIG_GET_ZIPF && rc == 0; f++) {
+    if (!set.only[f])
+      continue;
+    printf("[%s] %.0f s in rounds of %.0f s, one thread\n", fig_names[f],
+           set.warm_max, set.read_seconds);
+    uint64_t t_fig = bench_now_ns();
+    for (unsigned r = 1; rc == 0 && bench_secs_since(t_fig) < set.warm_max;
+         r++) {
+      struct cairn_stats a, b;
+      uint64_t t0 = bench_now_ns(), ops = 0;
+      cairn_stats(db, &a);
+      while ((ops & 1023) != 0 || bench_secs_since(t0) < set.read_seconds) {
+        cairn_value v;
+        bench_key(f == FIG_GET_ZIPF ? zipf_next(&z, &seed)
+                                    : bench_rand(&seed, set.n), key);
+        if ((rc = cairn_get(db, NULL, key, KEY_BYTES, &v)) != 0) {
+          fprintf(stderr, "ckpt-bench: cairn_get: %s\n", cairn_strerror(rc));
+          break;
+        }
+        sink += ((unsigned char *)v.data)[v.len - 1];
+        cairn_value_free(&v);
+        ops++;
+      }
+      double secs = bench_secs_since(t0);
+      cairn_stats(db, &b);
+      printf("  round %u: %.0f gets/s\n", r, (double)ops / secs);
+      print_hits(&a, &b);
+      fflush(stdout);
+    }
+  }
+  cairn_close(db);
+  return rc == 0 && sink != UINT64_MAX ? 0 : -1;
+}
+
 /* SET commands for the n entries in RESP, for redis-cli --pipe: the same
  * keys and values as cairn gets. */
 static int mode_resp(void)
@@ -1105,6 +1164,7 @@ static void usage(FILE *f)
     "       ckpt-bench --open-only DIR [-n N]\n"
     "       ckpt-bench --resp [-n N] | redis-cli --pipe\n"
     "       ckpt-bench --trees DIR   (DIR kept by -k)\n"
+    "       ckpt-bench --cache DIR [-n N] [-o F] [-r S] [-W S]   (DIR kept by -k)\n"
     "  -n, --keys N           entries (default 10M; k/M suffixes); cairn's\n"
     "                         max_memory is a quarter of N*(16+100) bytes\n"
     "  -r, --read-seconds S   measured length of each get row (default 6)\n"
@@ -1165,9 +1225,10 @@ static int parse_only(const char *arg)
   return 0;
 }
 
-enum mode { MODE_BENCH, MODE_FILL, MODE_OPEN_ONLY, MODE_RESP, MODE_TREES };
+enum mode { MODE_BENCH, MODE_FILL, MODE_OPEN_ONLY, MODE_RESP, MODE_TREES,
+            MODE_CACHE };
 enum { OPT_FILL = 256, OPT_OPEN_ONLY, OPT_RESP, OPT_TAIL_MB, OPT_UNSORTED,
-       OPT_TREES };
+       OPT_TREES, OPT_CACHE };
 
 static int parse_args(int argc, char **argv, enum mode *mode,
                       const char **mode_dir)
@@ -1183,7 +1244,7 @@ static int parse_args(int argc, char **argv, enum mode *mode,
     { "fill", 1, NULL, OPT_FILL }, { "open-only", 1, NULL, OPT_OPEN_ONLY },
     { "resp", 0, NULL, OPT_RESP }, { "tail-mb", 1, NULL, OPT_TAIL_MB },
     { "lmdb-unsorted", 0, NULL, OPT_UNSORTED },
-    { "trees", 1, NULL, OPT_TREES },
+    { "trees", 1, NULL, OPT_TREES }, { "cache", 1, NULL, OPT_CACHE },
     { NULL, 0, NULL, 0 },
   };
   bool any_only = false;
@@ -1207,6 +1268,7 @@ static int parse_args(int argc, char **argv, enum mode *mode,
     case OPT_OPEN_ONLY: *mode = MODE_OPEN_ONLY; *mode_dir = optarg; break;
     case OPT_RESP: *mode = MODE_RESP; break;
     case OPT_TREES: *mode = MODE_TREES; *mode_dir = optarg; break;
+    case OPT_CACHE: *mode = MODE_CACHE; *mode_dir = optarg; break;
     case OPT_TAIL_MB: bad |= bench_parse_u64(optarg, &set.tail_mb); break;
     case OPT_UNSORTED: set.lmdb_unsorted = true; break;
     case 'h': usage(stdout); exit(EXIT_SUCCESS);
@@ -1324,6 +1386,8 @@ int main(int argc, char **argv)
     return mode_resp() == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
   case MODE_TREES:
     return mode_trees(mode_dir) == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+  case MODE_CACHE:
+    return mode_cache(mode_dir) == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
   case MODE_BENCH:
     break;
   }
