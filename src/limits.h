@@ -38,7 +38,7 @@
                                             LMDB dirties at most 128Ki pages */
 #define CKPT_TXN_KEYS_MIN        16u     /* fewest keys per txn */
 #define CKPT_TXN_KEYS_FIRST      256u    /* keys in a checkpoint's first txn */
-#define CKPT_COMMIT_NS           (500u * 1000u) /* aimed-at commit (flush)
+#define CKPT_COMMIT_NS           (250u * 1000u) /* aimed-at commit (flush)
                                             time of one checkpoint txn */
 #define CKPT_REST_PER_COMMIT     1u      /* pause after a txn, in commit
                                             times: the disk's duty <= 1/2 */
