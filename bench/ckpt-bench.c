@@ -1164,7 +1164,7 @@ static void usage(FILE *f)
     "       ckpt-bench --open-only DIR [-n N]\n"
     "       ckpt-bench --resp [-n N] | redis-cli --pipe\n"
     "       ckpt-bench --trees DIR   (DIR kept by -k)\n"
-    "       ckpt-bench --cache DIR [-n N] [-o F] [-r S] [-W S]   (DIR kept by -k)\n"
+    "       ckpt-bench --cache DIR [-n N -o F -r S -W S]   (DIR kept by -k)\n"
     "  -n, --keys N           entries (default 10M; k/M suffixes); cairn's\n"
     "                         max_memory is a quarter of N*(16+100) bytes\n"
     "  -r, --read-seconds S   measured length of each get row (default 6)\n"
