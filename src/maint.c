@@ -314,6 +314,13 @@ static int evict_collect(void *arg, struct entry *e) {
   return 0;
 }
 
+/* Visits that take a hand twice round (every mark cleared once) from
+ * anywhere: a visit ends a shard or examines EVICT_BATCH entries, so at
+ * most 3 a shard and 2 per EVICT_BATCH entries. */
+static uint64_t two_rounds(unsigned shards, uint64_t entries) {
+  return 3ull * shards + 2 * (entries / EVICT_BATCH);
+}
+
 /* One visit of a hand at (*shard, *from) of namespace s: evict the clean,
  * unmarked entries it finds there, then move the hand on.  Returns 1 if
  * the hand finished the shard. */
@@ -355,14 +362,12 @@ static uint64_t evict_step(cairn *db, struct evict_ctx *c) {
 }
 
 /* Evict until memory is under EVICT_LOW_PCT of the budget, or the hand has
- * gone twice round (every mark cleared once) without getting there: a
- * visit ends a shard or examines EVICT_BATCH entries, so two rounds from
- * anywhere in a shard take at most 3 visits a shard and 2 per
- * EVICT_BATCH entries.  The hand is the caller's: evict_mu held.
+ * gone twice round without getting there.  The hand is the caller's:
+ * evict_mu held.
  *
  * A pass that goes twice round and ends over the mark leaves mostly
- * entries not yet checkpointed: it asks for a checkpoint and notes the checkpoint LSN it
- * ran at in evict_stuck.  Before that LSN moves, a helper (a thread that
+ * entries not yet checkpointed: it asks for a checkpoint and notes the
+ * checkpoint LSN it ran at in evict_stuck.  Before that LSN moves, a helper (a thread that
  * grew memory) does not walk the table again, nor does the maintenance
  * thread for EVICT_RETRY_MS (what is left may also be clean entries that
  * reads keep marked, which no checkpoint will change).  Else the
@@ -383,7 +388,7 @@ static void evict_locked(cairn *db, struct evict_ctx *c, int helper) {
   unsigned nns = __atomic_load_n(&db->ns_count, __ATOMIC_ACQUIRE);
   uint64_t entries = 0;
   for (unsigned i = 0; i < nns; i++) entries += table_count(db->ns[i]->t);
-  uint64_t visits = 3ull * nns * TABLE_SHARDS + 2 * (entries / EVICT_BATCH);
+  uint64_t visits = two_rounds(nns * TABLE_SHARDS, entries);
   uint64_t i;
   for (i = 0; mem > low && i < visits; i++) {
     uint64_t freed = evict_step(db, c);
@@ -411,9 +416,8 @@ static void evict_ns_locked(cairn *db, struct ns *s, struct evict_ctx *c) {
     __atomic_store_n(&s->evict_stuck, 0, __ATOMIC_RELAXED);
     return;
   }
-  /* A visit ends a shard or examines EVICT_BATCH entries: the cap allows
-   * two rounds, and bounds the pass if loaders keep inserting. */
-  uint64_t visits = 0, cap = 3ull * TABLE_SHARDS + 2 * (n / EVICT_BATCH);
+  /* Two rounds, however fast loaders keep inserting. */
+  uint64_t visits = 0, cap = two_rounds(TABLE_SHARDS, n);
   for (unsigned shards = 0; n > low && shards < 2 * TABLE_SHARDS &&
                             visits < cap; visits++) {
     shards += (unsigned)evict_visit(db, s, &s->evict_shard, &s->evict_from, c);
