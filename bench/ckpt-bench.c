@@ -1081,13 +1081,12 @@ static int mode_trees(const char *dir)
  * --warm-max seconds in rounds of --read-seconds, printing every round. */
 static int mode_cache(const char *dir)
 {
-  char path[4200], key[KEY_BYTES];
+  char path[4200];
+  struct stat st;
   struct zipf z;
   cairn *db;
-  uint64_t seed = 0xcac4e5eedull, sink = 0;
   int rc = 0;
 
-  struct stat st;
   snprintf(path, sizeof path, "%s/cairn", dir);
   if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) {
     fprintf(stderr, "ckpt-bench: %s: no data directory kept by -k\n", path);
@@ -1099,35 +1098,25 @@ static int mode_cache(const char *dir)
   for (int f = FIG_GET_UNIFORM; f <= FIG_GET_ZIPF && rc == 0; f++) {
     if (!set.only[f])
       continue;
+    struct run run = { .fn = work_cairn_get, .db = db,
+                       .zipf = f == FIG_GET_ZIPF ? &z : NULL };
     printf("[%s] %.0f s in rounds of %.0f s, one thread\n", fig_names[f],
            set.warm_max, set.read_seconds);
-    uint64_t t_fig = bench_now_ns();
-    for (unsigned r = 1; rc == 0 && bench_secs_since(t_fig) < set.warm_max;
-         r++) {
+    double secs = 0;
+    for (unsigned r = 1; rc == 0 && secs < set.warm_max; r++) {
       struct cairn_stats a, b;
-      uint64_t t0 = bench_now_ns(), ops = 0;
+      double rate;
       cairn_stats(db, &a);
-      while ((ops & 1023) != 0 || bench_secs_since(t0) < set.read_seconds) {
-        cairn_value v;
-        bench_key(f == FIG_GET_ZIPF ? zipf_next(&z, &seed)
-                                    : bench_rand(&seed, set.n), key);
-        if ((rc = cairn_get(db, NULL, key, KEY_BYTES, &v)) != 0) {
-          fprintf(stderr, "ckpt-bench: cairn_get: %s\n", cairn_strerror(rc));
-          break;
-        }
-        sink += ((unsigned char *)v.data)[v.len - 1];
-        cairn_value_free(&v);
-        ops++;
-      }
-      double secs = bench_secs_since(t0);
+      rc = run_timed(&run, 1, set.read_seconds, &rate);
+      secs += set.read_seconds;
       cairn_stats(db, &b);
-      printf("  round %u: %.0f gets/s\n", r, (double)ops / secs);
+      printf("  round %u: %.0f gets/s\n", r, rate);
       print_hits(&a, &b);
       fflush(stdout);
     }
   }
   cairn_close(db);
-  return rc == 0 && sink != UINT64_MAX ? 0 : -1;
+  return rc;
 }
 
 /* SET commands for the n entries in RESP, for redis-cli --pipe: the same
