@@ -126,6 +126,10 @@ struct expire_ctx {
   struct key_batch dead;    /* to reclaim */
   struct key_batch touched; /* read, last logged half a max-idle ago */
   struct lsn_clock clock;
+  /* Where the sweep of the store's expiry index goes on from, and the
+   * checkpoint LSN it started from the first entry at. */
+  struct store_due_pos due;
+  uint64_t due_ckpt_lsn;
 };
 
 /* Collect the dead (expired entries, and tombstones the store has), and
@@ -272,12 +276,26 @@ static int due_collect(void *arg, const char *ns, size_t ns_len,
   return 0;
 }
 
-/* Entries that died while only the store held them. */
-static void expire_store(cairn *db, struct key_batch *b) {
+/* Entries that died while only the store held them.  Those reclaimed stay
+ * in the store's index until the next checkpoint, so each tick goes on
+ * from where the last stopped, and from the first entry again once a
+ * checkpoint has changed the index (or a tick failed). */
+static void expire_store(cairn *db, struct expire_ctx *c) {
+  struct key_batch *b = &c->dead;
   struct due_ctx d = {db, {0}, b};
+  uint64_t ckpt = __atomic_load_n(&db->ckpt_lsn, __ATOMIC_ACQUIRE);
+  if (ckpt != c->due_ckpt_lsn) {
+    c->due.len = 0;
+    c->due_ckpt_lsn = ckpt;
+  }
   b->n = 0;
-  if (store_due(db->store, now_ms(), EXPIRE_BATCH, due_collect, &d) != 0)
+  if (store_due(db->store, now_ms(), EXPIRE_BATCH, &c->due, due_collect,
+                &d) != 0) {
+    for (size_t i = 0; i < b->n; i++) free(b->keys[i]);
+    b->n = 0;
+    c->due.len = 0;
     return;
+  }
   for (size_t i = 0; i < b->n; i++)
     expire_key(db, d.ns[i], b->keys[i], b->klens[i]);
   b->n = 0;
@@ -535,7 +553,7 @@ static void maint_tick(cairn *db, struct expire_ctx *ec,
   if (db->opt.flags & CAIRN_OPEN_NO_EXPIRY) return;
   clock_sample(&ec->clock, wal_last_lsn(db->wal), now_ms());
   expire_memory(db, ec, db->opt.expire_scan_max);
-  expire_store(db, &ec->dead);
+  expire_store(db, ec);
 }
 
 static void *maint_main(void *arg) {

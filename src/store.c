@@ -37,7 +37,6 @@
 #define STORE_MAP_MAX_DEFAULT (1ull << 40)
 #define STORE_READERS_DEFAULT 126u
 #define STORE_MAXDBS          8u
-#define STORE_KEY_LIMIT       511u /* LMDB's default; part of the format */
 #define STORE_KEY_BUF         512u /* > STORE_KEY_LIMIT */
 #define DKEY_FIXED            6u   /* ns_len, shard, h32 */
 #define EKEY_PREFIX           8u   /* the deadline in an expiry key */
@@ -1187,9 +1186,14 @@ static int due_key(struct store *s, MDB_txn *txn, const MDB_val *ek,
 }
 
 static int due_loop(struct store *s, MDB_txn *txn, MDB_cursor *cur,
-                    int64_t now, size_t max, store_due_fn fn, void *arg) {
-  MDB_val k, d;
-  int rc = mdb_cursor_get(cur, &k, &d, MDB_FIRST);
+                    int64_t now, size_t max, struct store_due_pos *pos,
+                    store_due_fn fn, void *arg) {
+  MDB_val k = {.mv_size = pos->len, .mv_data = pos->key}, d;
+  int rc = mdb_cursor_get(cur, &k, &d, pos->len ? MDB_SET_RANGE : MDB_FIRST);
+  /* Past the entry taken last, if it is still there. */
+  if (rc == 0 && pos->len && k.mv_size == pos->len &&
+      memcmp(k.mv_data, pos->key, pos->len) == 0)
+    rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT);
   for (size_t n = 0; rc == 0 && n < max; n++) {
     struct dkey dk;
     int64_t deadline;
@@ -1197,14 +1201,15 @@ static int due_loop(struct store *s, MDB_txn *txn, MDB_cursor *cur,
     if (err) return err;
     if (deadline > now) break;
     if (fn(arg, dk.ns, dk.ns_len, dk.key, dk.klen, deadline)) break;
+    memcpy(pos->key, k.mv_data, pos->len = k.mv_size);
     rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT);
   }
   return rc == 0 || rc == MDB_NOTFOUND ? 0 : store_err(s, rc, "due");
 }
 
-int store_due(struct store *s, int64_t now, size_t max, store_due_fn fn,
-              void *arg) {
-  cairn_assert(s && fn);
+int store_due(struct store *s, int64_t now, size_t max,
+              struct store_due_pos *pos, store_due_fn fn, void *arg) {
+  cairn_assert(s && pos && pos->len <= STORE_KEY_LIMIT && fn);
   struct rslot *r;
   MDB_cursor *cur;
   int rc = read_begin(s, &r);
@@ -1214,7 +1219,7 @@ int store_due(struct store *s, int64_t now, size_t max, store_due_fn fn,
     read_end(s, r);
     return store_err(s, rc, "cursor");
   }
-  rc = due_loop(s, r->txn, cur, now, max, fn, arg);
+  rc = due_loop(s, r->txn, cur, now, max, pos, fn, arg);
   mdb_cursor_close(cur);
   read_end(s, r);
   return rc;

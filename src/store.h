@@ -72,6 +72,7 @@
 #include "log.h"
 
 #define STORE_FORMAT 3u
+#define STORE_KEY_LIMIT 511u /* LMDB's default key limit; part of the format */
 #define STORE_VAL_HDR_MAX 47u /* the longest header: 2 bytes, 4 varints, klen */
 #define STORE_VF_LONGKEY 0x01u /* the value carries its key */
 #define STORE_VF_EXPIRE 0x02u
@@ -199,14 +200,26 @@ int store_walk(struct store *s, const char *ns, size_t ns_len,
                unsigned shard, uint64_t from, uint64_t until, size_t max,
                store_visit_fn fn, void *arg, uint64_t *next);
 
-/* Visit entries whose deadline is <= now, in deadline order, at most max.
- * fn gets the namespace and the full key (borrowed; a long key costs one
- * more lookup); returning 1 stops.
+/* Where store_due stopped.  Zeroed: at the first entry. */
+struct store_due_pos {
+  size_t len;                   /* 0: from the first entry */
+  uint8_t key[STORE_KEY_LIMIT]; /* the expiry key fn took last */
+};
+
+/* Visit entries whose deadline is <= now, in deadline order, at most max,
+ * from just after *pos, which moves to each entry fn takes.  fn gets the
+ * namespace and the full key (borrowed; a long key costs one more
+ * lookup); returning 1 stops before that entry, which the next call
+ * visits again.
+ * An entry stays in the index until a checkpoint deletes it, so a caller
+ * that reclaims what it is given keeps *pos and goes on past those; and
+ * since entries enter the index only with a checkpoint's commit, it
+ * zeroes *pos when the checkpoint LSN moves, to see anything it skipped.
  * Returns 0, CAIRN_ECORRUPT, CAIRN_EIO. */
 typedef int (*store_due_fn)(void *arg, const char *ns, size_t ns_len,
                             const void *key, size_t klen, int64_t deadline);
-int store_due(struct store *s, int64_t now, size_t max, store_due_fn fn,
-              void *arg);
+int store_due(struct store *s, int64_t now, size_t max,
+              struct store_due_pos *pos, store_due_fn fn, void *arg);
 
 struct store_stats {
   uint64_t entries;      /* in "data" */

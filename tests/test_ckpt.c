@@ -658,6 +658,36 @@ Test(ckpt, an_entry_only_on_disk_expires) {
   for (uint32_t i = 0; i < 20; i++) expect_gen(NULL, "keep", i, 1, 100);
 }
 
+/* Many entries die while only the store holds them, more than the sweep
+ * takes from the store's index in one tick.  The ones it has reclaimed
+ * stay in that index until the next checkpoint deletes them: the sweep
+ * must go on past them, not take the same first ones again each tick. */
+#define EX_MANY 1000u
+
+Test(ckpt, entries_only_on_disk_expire_without_waiting_for_a_checkpoint) {
+  cairn_options o = opts();
+  o.flags = CAIRN_OPEN_NO_EXPIRY;
+  open_with(&o);
+  cairn_write w = {.ttl_ms = EX_TTL_MS};
+  for (uint32_t i = 0; i < EX_MANY; i++) put_gen(NULL, "dying", i, 1, 20, &w);
+  put_str(NULL, "keep", "here", NULL);
+  o.flags = 0;
+  reopen_with(&o); /* checkpoints; memory starts empty */
+  struct cairn_stats st = stats();
+  cr_assert_eq(st.disk_entries, EX_MANY + 1);
+  uint64_t ckpts = st.checkpoints;
+  for (unsigned ms = 0; st.expired < EX_MANY && ms < WAIT_MS_MAX; ms += 10) {
+    sleep_ms(10);
+    st = stats();
+  }
+  cr_assert_eq(st.checkpoints, ckpts, "no checkpoint ran meanwhile");
+  cr_assert_eq(st.expired, EX_MANY, "the sweep reclaimed %" PRIu64 " of %u",
+               st.expired, EX_MANY);
+  checkpoint_ok();
+  cr_assert_eq(stats().disk_entries, 1);
+  expect_str(NULL, "keep", "here");
+}
+
 /* Before the sweep gets to it, an expired entry of the store is already
  * hidden from reads. */
 Test(ckpt, an_expired_entry_on_disk_is_hidden_before_it_is_reclaimed) {

@@ -570,10 +570,17 @@ static int due_collect(void *arg, const char *ns, size_t ns_len,
   return 0;
 }
 
-static struct due_seen due(struct store *s, int64_t now, size_t max) {
+/* From *pos, or from the first entry if pos is NULL. */
+static struct due_seen due_from(struct store *s, int64_t now, size_t max,
+                                struct store_due_pos *pos) {
   struct due_seen d = {0};
-  cr_assert_eq(store_due(s, now, max, due_collect, &d), 0);
+  struct store_due_pos first = {0};
+  cr_assert_eq(store_due(s, now, max, pos ? pos : &first, due_collect, &d), 0);
   return d;
+}
+
+static struct due_seen due(struct store *s, int64_t now, size_t max) {
+  return due_from(s, now, max, NULL);
 }
 
 Test(store, due_entries_come_in_deadline_order, .init = setup,
@@ -642,8 +649,48 @@ Test(store, updating_or_deleting_moves_the_index_entry, .init = setup,
   put1(s, 3, "c", sval("v", 7, 0, 0), 6);
   int calls = 0;
   put1(s, 4, "d", sval("v", 8, 0, 0), 7);
-  cr_assert_eq(store_due(s, 100, 100, due_stop, &calls), 0);
+  struct store_due_pos pos = {0};
+  cr_assert_eq(store_due(s, 100, 100, &pos, due_stop, &calls), 0);
   cr_assert_eq(calls, 1, "returning 1 stops");
+  cr_assert_eq(pos.len, 0, "before the entry it stopped at");
+  store_close(s);
+}
+
+/* A sweep reclaims what it is given, but the entries stay in the index
+ * until a checkpoint: the position lets it go on past them. */
+Test(store, a_due_visit_goes_on_from_where_the_last_stopped, .init = setup,
+     .fini = teardown) {
+  struct store *s = open_store(0, 0);
+  put1(s, 1, "a", sval("v", 10, 0, 0), 1);
+  put1(s, 2, "b", sval("v", 20, 0, 0), 2);
+  put1(s, 3, "c", sval("v", 30, 0, 0), 3);
+  put1(s, 4, "d", sval("v", 40, 0, 0), 4);
+  put1(s, 5, "e", sval("v", 500, 0, 0), 5);
+  struct store_due_pos pos = {0};
+  struct due_seen d = due_from(s, 100, 2, &pos);
+  cr_assert_eq(d.n, 2);
+  cr_assert_str_eq(d.keys[0], "a");
+  cr_assert_str_eq(d.keys[1], "b");
+  d = due_from(s, 100, 2, &pos);
+  cr_assert_eq(d.n, 2);
+  cr_assert_str_eq(d.keys[0], "c");
+  cr_assert_str_eq(d.keys[1], "d");
+  cr_assert_eq(due_from(s, 100, 2, &pos).n, 0, "e is not due yet");
+
+  /* The entry it stopped after is gone: on from the next one. */
+  struct store_due_pos at_b = {0};
+  cr_assert_eq(due_from(s, 100, 2, &at_b).n, 2);
+  del1(s, 2, "b");
+  d = due_from(s, 100, 8, &at_b);
+  cr_assert_eq(d.n, 2);
+  cr_assert_str_eq(d.keys[0], "c");
+  cr_assert_str_eq(d.keys[1], "d");
+
+  d = due_from(s, 1000, 8, &pos);
+  cr_assert_eq(d.n, 1, "later, what became due after it");
+  cr_assert_str_eq(d.keys[0], "e");
+  pos.len = 0;
+  cr_assert_eq(due_from(s, 1000, 8, &pos).n, 4, "zeroed: from the first");
   store_close(s);
 }
 
@@ -1006,7 +1053,8 @@ static void lkeys_check(struct store *s, const struct lkeys *l) {
   cr_assert_eq(next, 1ull << 32);
 
   struct lk_seen d = {.l = l};
-  cr_assert_eq(store_due(s, 5000, 100, lk_due_fn, &d), 0);
+  cr_assert_eq(store_due(s, 5000, 100, &(struct store_due_pos){0}, lk_due_fn,
+                         &d), 0);
   cr_assert_eq(d.n, LK_N);
   cr_assert_eq(d.mask, (1 << LK_N) - 1);
   for (int i = 0; i < LK_N; i++) cr_assert_eq(d.deadlines[i], 1000 + i);
@@ -1258,7 +1306,8 @@ Test(store, malformed_long_key_entries_are_corruption, .init = setup,
   mdb_env_close(env);
   s = open_store(0, 0);
   int calls = 0;
-  cr_assert_eq(store_due(s, 100, 10, due_stop, &calls), CAIRN_ECORRUPT);
+  cr_assert_eq(store_due(s, 100, 10, &(struct store_due_pos){0}, due_stop, &calls),
+               CAIRN_ECORRUPT);
   cr_assert_eq(calls, 0);
   store_close(s);
   free(a);
