@@ -209,6 +209,8 @@ int srv_open_engine(struct server *s) {
             cairn_strerror(rc));
     return rc;
   }
+  struct cairn_stats st; /* what the store holds counts as saved */
+  if (cairn_stats(s->db, &st) == 0) s->lastsave_lsn = st.checkpoint_lsn;
   for (unsigned db = 0; db < SRV_DBS; db++) {
     if (!cfg->ns[db].configured) continue;
     cairn_ns_options no = cfg->ns[db].opt;

@@ -512,6 +512,20 @@ static void bgsave_collect(struct server *s) {
   }
 }
 
+/* A checkpoint is to cairn what a save is to Redis, whatever asked for it
+ * (checkpoint-bytes, checkpoint-interval, memory, SAVE, BGSAVE): each one
+ * moves LASTSAVE, as Redis's automatic saves do, so that a monitor
+ * watching LASTSAVE or rdb_changes_since_last_save sees the data reach
+ * the store.  Run from the cron: LASTSAVE is then at most CRON_MS late. */
+void lastsave_collect(struct server *s) {
+  struct cairn_stats st;
+  if (cairn_stats(s->db, &st) != 0 || st.checkpoints == s->lastsave_ckpts)
+    return;
+  s->lastsave_ckpts = st.checkpoints;
+  s->lastsave_ms = MAX(s->lastsave_ms, now_ms());
+  s->lastsave_lsn = MAX(s->lastsave_lsn, st.checkpoint_lsn);
+}
+
 void bgsave_wait(void) {
   if (bg_started) pthread_join(bg_thread, NULL);
   bg_started = 0;

@@ -40,6 +40,7 @@
 #include "srv_config.h"
 #include "net.h"
 #include "repl.h"
+#include "cmds.h"
 #include "cmds_data.h"
 #include "db.h"
 #include "server.h"
@@ -932,6 +933,7 @@ static void cron(struct server *s) {
     s->sample_ms = now;
   }
   repl_events(s);
+  lastsave_collect(s);
   sweep_clients(s);
 }
 

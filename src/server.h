@@ -269,7 +269,8 @@ struct server {
   uint64_t stat_cmds_sample;     /* for instantaneous_ops_per_sec */
   int64_t sample_ms;
   uint64_t ops_sec;
-  uint64_t lastsave_lsn;         /* engine LSN at the last SAVE */
+  uint64_t lastsave_lsn;         /* the LSN the last save (checkpoint) reached */
+  uint64_t lastsave_ckpts;       /* the engine's checkpoints, last seen */
   uint64_t stat_evicted_keys;
   struct client **id_tab;        /* id hash, SRV_ID_BUCKETS chains */
   uint64_t *flush_ids;           /* clients with replies released this turn */

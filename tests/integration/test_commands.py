@@ -641,6 +641,30 @@ def test_server_time_save_slowlog_memory():
     eq(c.cmd("ROLE")[0], b"master")
 
 
+def test_an_automatic_checkpoint_is_a_save():
+    # What checkpoint-interval starts moves LASTSAVE and empties
+    # rdb_changes_since_last_save, as Redis's automatic saves do.
+    s = ct.server("--checkpoint-interval", "1000")
+    c = s.raw()
+    first = c.cmd("LASTSAVE")
+    time.sleep(1.1)                      # LASTSAVE counts seconds
+    for i in range(10):
+        c.cmd("SET", "k%d" % i, "v")
+    d = info_dict(c.cmd("INFO", "persistence"))
+    assert int(d["rdb_changes_since_last_save"]) >= 10, d
+    deadline = time.time() + 20
+    while d["rdb_changes_since_last_save"] != "0" and time.time() < deadline:
+        time.sleep(0.05)
+        d = info_dict(c.cmd("INFO", "persistence"))
+    eq(d["rdb_changes_since_last_save"], "0")
+    assert int(d["cairn_checkpoints"]) >= 1, d
+    assert c.cmd("LASTSAVE") > first
+    c.cmd("SET", "after", "v")
+    e = info_dict(c.cmd("INFO", "persistence"))
+    if e["cairn_checkpoints"] == d["cairn_checkpoints"]:
+        eq(e["rdb_changes_since_last_save"], "1")
+
+
 def test_slowlog_follows_its_live_settings():
     s, c = srv()
     eq(c.cmd("CONFIG", "GET", "slowlog-log-slower-than"),
