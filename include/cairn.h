@@ -128,7 +128,9 @@ typedef struct cairn_options {
                                   CAIRN_EFULL; 1 TiB */
   uint32_t group_max_bytes;    /* cap on the records in one flush; 4 MiB */
   uint32_t expire_tick_ms;     /* background expiry period; 100 */
-  uint32_t expire_scan_max;    /* entries examined per tick; 20000 */
+  uint32_t expire_scan_max;    /* entries examined per tick in memory,
+                                  and as many taken from the store's
+                                  expiry index; 20000 */
   unsigned flags;              /* CAIRN_OPEN_* */
   /* Told from the maintenance thread after an entry expired and its
    * deletion was logged (keyspace notifications).  Must be short and must

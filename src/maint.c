@@ -276,11 +276,12 @@ static int due_collect(void *arg, const char *ns, size_t ns_len,
   return 0;
 }
 
-/* Entries that died while only the store held them.  Those reclaimed stay
- * in the store's index until the next checkpoint, so each tick goes on
- * from where the last stopped, and from the first entry again once a
- * checkpoint has changed the index (or a tick failed). */
-static void expire_store(cairn *db, struct expire_ctx *c) {
+/* A batch of the entries that died while only the store held them; how
+ * many the store's index gave.  Those reclaimed stay in the index until
+ * the next checkpoint, so each batch goes on from where the last stopped,
+ * and from the first entry again once a checkpoint has changed the index
+ * (or a batch failed). */
+static size_t expire_store_batch(cairn *db, struct expire_ctx *c) {
   struct key_batch *b = &c->dead;
   struct due_ctx d = {db, {0}, b};
   uint64_t ckpt = __atomic_load_n(&db->ckpt_lsn, __ATOMIC_ACQUIRE);
@@ -294,11 +295,23 @@ static void expire_store(cairn *db, struct expire_ctx *c) {
     for (size_t i = 0; i < b->n; i++) free(b->keys[i]);
     b->n = 0;
     c->due.len = 0;
-    return;
+    return 0;
   }
-  for (size_t i = 0; i < b->n; i++)
+  size_t n = b->n;
+  for (size_t i = 0; i < n; i++)
     expire_key(db, d.ns[i], b->keys[i], b->klens[i]);
   b->n = 0;
+  return n;
+}
+
+/* Up to max of them a tick, as many as the memory sweep examines: sessions
+ * made together die together, long after they left memory. */
+static void expire_store(cairn *db, struct expire_ctx *c, size_t max) {
+  for (size_t n = 0; n < max;) {
+    size_t got = expire_store_batch(db, c);
+    n += got;
+    if (got < EXPIRE_BATCH) break;
+  }
 }
 
 /* ------------------------------------------------------------------------
@@ -553,7 +566,8 @@ static void maint_tick(cairn *db, struct expire_ctx *ec,
   if (db->opt.flags & CAIRN_OPEN_NO_EXPIRY) return;
   clock_sample(&ec->clock, wal_last_lsn(db->wal), now_ms());
   expire_memory(db, ec, db->opt.expire_scan_max);
-  expire_store(db, ec);
+  expire_store(db, ec, db->opt.expire_scan_max);
+  if (sys_ops.test_hook) sys_ops.test_hook(SYS_HOOK_EXPIRE_TICK);
 }
 
 static void *maint_main(void *arg) {

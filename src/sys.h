@@ -39,6 +39,7 @@ enum {
   SYS_HOOK_CKPT_MID_TXN = 1,   /* checkpoint: half its keys written */
   SYS_HOOK_CKPT_COMMITTED = 2, /* checkpoint: committed, log not recycled */
   SYS_HOOK_EVICT = 3,          /* eviction: a visit of the hand begins */
+  SYS_HOOK_EXPIRE_TICK = 4,    /* expiry: a tick's sweeps are done */
 };
 
 extern struct sys_ops sys_ops;

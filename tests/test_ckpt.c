@@ -664,6 +664,21 @@ Test(ckpt, an_entry_only_on_disk_expires) {
  * must go on past them, not take the same first ones again each tick. */
 #define EX_MANY 1000u
 
+/* What each tick of the maintenance thread had reclaimed at its end, from
+ * the first that reclaimed any. */
+static uint64_t tick_expired[64];
+static unsigned tick_n;
+
+static void record_tick(int point) {
+  unsigned n = __atomic_load_n(&tick_n, __ATOMIC_ACQUIRE);
+  struct cairn_stats st;
+  if (point != SYS_HOOK_EXPIRE_TICK || n == 64 || cairn_stats(db, &st) != 0 ||
+      st.expired == 0)
+    return;
+  tick_expired[n] = st.expired;
+  __atomic_store_n(&tick_n, n + 1, __ATOMIC_RELEASE);
+}
+
 Test(ckpt, entries_only_on_disk_expire_without_waiting_for_a_checkpoint) {
   cairn_options o = opts();
   o.flags = CAIRN_OPEN_NO_EXPIRY;
@@ -671,8 +686,10 @@ Test(ckpt, entries_only_on_disk_expire_without_waiting_for_a_checkpoint) {
   cairn_write w = {.ttl_ms = EX_TTL_MS};
   for (uint32_t i = 0; i < EX_MANY; i++) put_gen(NULL, "dying", i, 1, 20, &w);
   put_str(NULL, "keep", "here", NULL);
+  sleep_ms(EX_TTL_MS + 50); /* all dead before a sweep can run */
   o.flags = 0;
   reopen_with(&o); /* checkpoints; memory starts empty */
+  sys_ops.test_hook = record_tick;
   struct cairn_stats st = stats();
   cr_assert_eq(st.disk_entries, EX_MANY + 1);
   uint64_t ckpts = st.checkpoints;
@@ -680,9 +697,14 @@ Test(ckpt, entries_only_on_disk_expire_without_waiting_for_a_checkpoint) {
     sleep_ms(10);
     st = stats();
   }
+  sys_ops.test_hook = NULL;
   cr_assert_eq(st.checkpoints, ckpts, "no checkpoint ran meanwhile");
   cr_assert_eq(st.expired, EX_MANY, "the sweep reclaimed %" PRIu64 " of %u",
                st.expired, EX_MANY);
+  /* As many as expire_scan_max a tick: the first tick takes them all. */
+  cr_assert_geq(__atomic_load_n(&tick_n, __ATOMIC_ACQUIRE), 1);
+  cr_assert_eq(tick_expired[0], EX_MANY, "the first tick reclaimed %" PRIu64,
+               tick_expired[0]);
   checkpoint_ok();
   cr_assert_eq(stats().disk_entries, 1);
   expect_str(NULL, "keep", "here");
