@@ -489,10 +489,20 @@ static uint64_t last_lsn(cairn *db) {
 }
 
 
+/* A save stores every write made before it, as Redis's does.  A
+ * checkpoint reaches the durable end of the log, and under interval
+ * durability (or for expiry's own deletes) that end lags the writes: the
+ * log is made durable first. */
+static int save(cairn *db, int now) {
+  int rc = cairn_sync(db);
+  if (rc == 0) rc = now ? cairn_checkpoint_now(db) : cairn_checkpoint(db);
+  return rc;
+}
+
 static void *bgsave_main(void *arg) {
   struct server *s = arg;
   uint64_t lsn = last_lsn(s->db);
-  int rc = cairn_checkpoint(s->db);
+  int rc = save(s->db, 0);
   if (rc) srv_log(CAIRN_LOG_ERROR, NULL, "background checkpoint failed: %s", cairn_strerror(rc));
   else {
     __atomic_store_n(&bg_lsn, lsn, __ATOMIC_RELAXED);
@@ -533,7 +543,7 @@ void bgsave_wait(void) {
 
 void cmd_save(struct client *c) {
   uint64_t lsn = last_lsn(c->srv->db);
-  int rc = cairn_checkpoint_now(c->srv->db);
+  int rc = save(c->srv->db, 1);
   if (rc) {
     reply_errorf(c, "ERR checkpoint failed: %s", cairn_strerror(rc));
     return;

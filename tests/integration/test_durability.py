@@ -166,6 +166,41 @@ def test_shutdown_commands():
         assert s3.alive()
 
 
+def info_persistence(c):
+    d = {}
+    for line in c.cmd("INFO", "persistence").decode().splitlines():
+        if ":" in line:
+            k, v = line.split(":", 1)
+            d[k] = v
+    return d
+
+
+def test_save_stores_the_writes_of_the_interval():
+    # Under interval durability a write is acknowledged before it is
+    # durable.  SAVE and BGSAVE store every write made before them, as in
+    # Redis: their checkpoint covers them, and they are durable.
+    s = ct.server("--durability", "interval", "--interval-ms", "600000")
+    c = s.raw()
+    for i in range(100):
+        eq(c.cmd("SET", "k%d" % i, str(i)), b"OK")
+    eq(c.cmd("SAVE"), b"OK")
+    d = info_persistence(c)
+    eq(d["cairn_durable_lsn"], d["cairn_last_lsn"])
+    eq(d["cairn_checkpoint_lsn"], d["cairn_last_lsn"])
+    eq(d["rdb_changes_since_last_save"], "0")
+    for i in range(100, 150):
+        eq(c.cmd("SET", "k%d" % i, str(i)), b"OK")
+    r = c.cmd("BGSAVE")
+    assert r in (b"Background saving started", b"OK"), r
+    deadline = time.time() + 20
+    d = info_persistence(c)
+    while d["cairn_checkpoints"] == "1" and time.time() < deadline:
+        time.sleep(0.05)
+        d = info_persistence(c)
+    eq(d["cairn_checkpoints"], "2")
+    eq(d["cairn_checkpoint_lsn"], d["cairn_last_lsn"])
+
+
 def test_interval_durability_restart_after_sigterm():
     with Dir() as d:
         s = ct.server("--durability", "interval", "--interval-ms", "50",
