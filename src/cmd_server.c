@@ -237,7 +237,12 @@ static void info_memory(struct info *in, struct server *s,
   /* Nothing is ever dropped for memory: cold entries move to disk. */
   add(in, "maxmemory_policy:noeviction");
   add(in, "mem_allocator:libc");
+  add(in, "cairn_memory_entries:%llu", (unsigned long long)st->entries);
   add(in, "cairn_disk_entries:%llu", (unsigned long long)st->disk_entries);
+  /* Gets answered from memory, and lookups memory could not answer that
+   * went to disk. */
+  add(in, "cairn_memory_hits:%llu", (unsigned long long)st->mem_hits);
+  add(in, "cairn_disk_reads:%llu", (unsigned long long)st->store_reads);
   add(in, "cairn_evictions_to_disk:%llu", (unsigned long long)st->evictions);
   add(in, "cairn_touches_logged:%llu", (unsigned long long)st->touches_logged);
 }
@@ -265,6 +270,7 @@ static void info_persistence(struct info *in, struct server *s,
   add(in, "cairn_checkpoints_unpaced:%llu",
       (unsigned long long)st->checkpoints_unpaced);
   add(in, "cairn_last_checkpoint_ms:%llu", (unsigned long long)st->checkpoint_ms);
+  add(in, "cairn_last_checkpoint_bytes:%llu", (unsigned long long)st->checkpoint_bytes);
   add(in, "cairn_log_bytes_since_checkpoint:%llu",
       (unsigned long long)st->log_bytes_since_checkpoint);
   add(in, "cairn_log_segments:%llu", (unsigned long long)st->log_segments);

@@ -166,9 +166,9 @@ def test_shutdown_commands():
         assert s3.alive()
 
 
-def info_persistence(c):
+def info_fields(c, section):
     d = {}
-    for line in c.cmd("INFO", "persistence").decode().splitlines():
+    for line in c.cmd("INFO", section).decode().splitlines():
         if ":" in line:
             k, v = line.split(":", 1)
             d[k] = v
@@ -184,7 +184,7 @@ def test_save_stores_the_writes_of_the_interval():
     for i in range(100):
         eq(c.cmd("SET", "k%d" % i, str(i)), b"OK")
     eq(c.cmd("SAVE"), b"OK")
-    d = info_persistence(c)
+    d = info_fields(c, "persistence")
     eq(d["cairn_durable_lsn"], d["cairn_last_lsn"])
     eq(d["cairn_checkpoint_lsn"], d["cairn_last_lsn"])
     eq(d["rdb_changes_since_last_save"], "0")
@@ -193,12 +193,31 @@ def test_save_stores_the_writes_of_the_interval():
     r = c.cmd("BGSAVE")
     assert r in (b"Background saving started", b"OK"), r
     deadline = time.time() + 20
-    d = info_persistence(c)
+    d = info_fields(c, "persistence")
     while d["cairn_checkpoints"] == "1" and time.time() < deadline:
         time.sleep(0.05)
-        d = info_persistence(c)
+        d = info_fields(c, "persistence")
     eq(d["cairn_checkpoints"], "2")
     eq(d["cairn_checkpoint_lsn"], d["cairn_last_lsn"])
+
+
+def test_info_counts_what_memory_and_disk_answer():
+    with Dir() as d:
+        s = ct.server(datadir=d)
+        eq(s.raw().cmd("SET", "k", "v"), b"OK")
+        eq(s.stop(), 0)
+        s2 = ct.server(datadir=d)          # memory starts empty
+        c = s2.raw()
+        eq(c.cmd("GET", "k"), b"v")        # from disk, then cached
+        eq(c.cmd("GET", "k"), b"v")        # from memory
+        eq(c.cmd("GET", "none"), None)     # one lookup on disk
+        m = info_fields(c, "memory")
+        eq((m["cairn_memory_entries"], m["cairn_disk_entries"]), ("1", "1"))
+        eq((m["cairn_memory_hits"], m["cairn_disk_reads"]), ("1", "2"))
+        eq(c.cmd("SET", "k2", os.urandom(1000)), b"OK")  # no compression
+        eq(c.cmd("SAVE"), b"OK")
+        p = info_fields(c, "persistence")
+        assert int(p["cairn_last_checkpoint_bytes"]) >= 1000, p
 
 
 def test_interval_durability_restart_after_sigterm():
