@@ -468,12 +468,24 @@ struct cairn_stats {
   uint64_t store_reads;      /* lookups that went to the store */
   uint64_t evictions;        /* clean entries dropped for the budget */
   uint64_t max_memory;       /* the budget, 0 if none */
+  uint64_t write_stalls;     /* writes that waited for memory (see
+                                cairn_write_stalled) */
   int uring;                 /* 1 if the log uses io_uring */
   int readonly;              /* 1 after a fatal log error */
 };
 
 /* cairn_stats - fill *out.  Errors: CAIRN_EINVAL. */
 CAIRN_EXPORT int cairn_stats(cairn *db, struct cairn_stats *out);
+
+/* cairn_write_stalled - 1 while writes wait for memory, else 0.
+ * Entries written since the last checkpoint cannot leave memory.  When
+ * writers outrun the checkpoint, so that memory passes twice max_memory
+ * with much of it not yet checkpointed, a write that waits for the log
+ * (no cairn_write.done) first waits, up to 10 s, for the checkpoint and
+ * the eviction to bring memory back under that.  Asynchronous writes do
+ * not wait: a caller that must not block holds its writes back while
+ * this says 1, as cairnd does with its clients' write commands. */
+CAIRN_EXPORT int cairn_write_stalled(cairn *db);
 
 #ifdef __cplusplus
 }

@@ -250,6 +250,7 @@ CAIRN_EXPORT int cairn_stats(cairn *db, struct cairn_stats *out) {
   st.get_hits = c[CNT_GET_HITS];
   st.expired = c[CNT_EXPIRED];
   st.touches_logged = c[CNT_TOUCHES];
+  st.write_stalls = c[CNT_STALLS];
   *out = st;
   return 0;
 }

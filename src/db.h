@@ -42,7 +42,7 @@ struct ns {
 
 enum {
   CNT_PUTS, CNT_DELS, CNT_GETS, CNT_GET_HITS, CNT_MEM_HITS, CNT_STORE_READS,
-  CNT_EXPIRED, CNT_EVICTED, CNT_TOUCHES, CNT_N
+  CNT_EXPIRED, CNT_EVICTED, CNT_TOUCHES, CNT_STALLS, CNT_N
 };
 
 struct db_counters {
@@ -111,6 +111,9 @@ struct cairn {
   uint64_t evict_stuck;             /* __atomic: checkpoint LSN + 1 when a
                                        pass at it left memory over, or 0 */
   uint64_t evict_stuck_ns;          /* __atomic: when (mono_ns) */
+  int write_stall;                  /* __atomic: writes wait (db_stall_wait) */
+  uint64_t stall_gave_up;           /* __atomic: checkpoints + 1 when a wait
+                                       timed out, or 0 */
 };
 
 /* db.c */
@@ -165,5 +168,9 @@ void maint_log_touches(cairn *db);
 /* Called after memory grew, with no lock held: wakes the evictor now and
  * then, and evicts inline when far over the budget. */
 void db_mem_grew(cairn *db);
+/* A write that waits for the log calls this before it begins: while
+ * entries not yet checkpointed hold memory far past max_memory, it waits
+ * (at most WRITE_STALL_NS_MAX) for the checkpoint and the eviction. */
+void db_stall_wait(cairn *db);
 
 #endif /* CAIRN_DB_H */

@@ -537,6 +537,8 @@ static void maint_wake(cairn *db) {
  * its max_entries, wake the maintenance thread; far over the budget (the
  * thread falls behind a fast loader), evict here, unless an eviction is
  * already running.  Called with no lock held. */
+static int stall_update(cairn *db, uint64_t mem);
+
 void db_mem_grew(cairn *db) {
   static __thread unsigned n;
   if ((++n & 63) != 0) return;
@@ -544,6 +546,7 @@ void db_mem_grew(cairn *db) {
   if (db->opt.max_memory == 0) return;
   uint64_t mem = db_memory(db), budget = db->opt.max_memory;
   admit_mode_set(db, mem);
+  stall_update(db, mem);
   if (mem <= budget) return;
   maint_wake(db);
   if (mem / EVICT_INLINE_PCT <= budget / 100 ||
@@ -556,13 +559,76 @@ void db_mem_grew(cairn *db) {
 }
 
 /* ------------------------------------------------------------------------
+ * The write stall
+ * --------------------------------------------------------------------- */
+
+/* Whether writes that wait for the log are to wait for memory too (and
+ * db->write_stall set to it).  Entries written since the last checkpoint
+ * cannot leave memory, so while writers outrun the checkpoint they pile up
+ * past max_memory, and nothing else bounds them.  Past WRITE_STALL_PCT of
+ * the budget writes wait, but only while the log since the last checkpoint
+ * holds budget / WRITE_STALL_LOG_DIV: a checkpoint then cleans that much,
+ * where MEMORY namespaces, whose entries no checkpoint frees, log nothing.
+ * Asynchronous writes never wait (their callers must not block); cairnd
+ * holds back its clients' writes itself (cairn_write_stalled). */
+static int stall_update(cairn *db, uint64_t mem) {
+  uint64_t budget = db->opt.max_memory;
+  int stall = 0;
+  if (budget && mem / WRITE_STALL_PCT > budget / 100) {
+    struct ckpt_stats cs;
+    ckpt_stats(db->ckpt, &cs);
+    stall = cs.log_bytes_since >= budget / WRITE_STALL_LOG_DIV;
+  }
+  if (__atomic_load_n(&db->write_stall, __ATOMIC_RELAXED) != stall)
+    __atomic_store_n(&db->write_stall, stall, __ATOMIC_RELAXED);
+  return stall;
+}
+
+/* A wait that times out means the checkpoint is stuck (a slow or failing
+ * disk): writes then go on unhindered until a checkpoint completes, rather
+ * than each crawling through a wait of its own. */
+void db_stall_wait(cairn *db) {
+  if (!__atomic_load_n(&db->write_stall, __ATOMIC_RELAXED)) return;
+  struct ckpt_stats cs;
+  ckpt_stats(db->ckpt, &cs);
+  if (__atomic_load_n(&db->stall_gave_up, __ATOMIC_RELAXED) == cs.count + 1)
+    return;
+  db_count(db, CNT_STALLS, 1);
+  uint64_t t0 = mono_ns();
+  for (unsigned i = 0; stall_update(db, db_memory(db)) &&
+                       !__atomic_load_n(&db->fatal, __ATOMIC_RELAXED) &&
+                       !__atomic_load_n(&db->store_full, __ATOMIC_RELAXED);
+       i++) {
+    if (mono_ns() - t0 >= WRITE_STALL_NS_MAX) {
+      __atomic_store_n(&db->stall_gave_up, cs.count + 1, __ATOMIC_RELAXED);
+      log_warn(&db->log, "writes waited %llu s for a checkpoint to free "
+               "memory; they go on past the budget until one completes",
+               (unsigned long long)(WRITE_STALL_NS_MAX / 1000000000u));
+      return;
+    }
+    if (i % 10 == 0) { /* every 10 ms */
+      ckpt_request(db->ckpt);
+      maint_wake(db);
+    }
+    struct timespec ms = {0, 1000000};
+    nanosleep(&ms, NULL);
+  }
+}
+
+CAIRN_EXPORT int cairn_write_stalled(cairn *db) {
+  return db && __atomic_load_n(&db->write_stall, __ATOMIC_RELAXED);
+}
+
+/* ------------------------------------------------------------------------
  * The thread
  * --------------------------------------------------------------------- */
 
 static void maint_tick(cairn *db, struct expire_ctx *ec,
                        struct evict_ctx *vc) {
   evict(db, vc);
-  admit_mode_set(db, db_memory(db));
+  uint64_t mem = db_memory(db);
+  admit_mode_set(db, mem);
+  stall_update(db, mem);
   if (db->opt.flags & CAIRN_OPEN_NO_EXPIRY) return;
   clock_sample(&ec->clock, wal_last_lsn(db->wal), now_ms());
   expire_memory(db, ec, db->opt.expire_scan_max);

@@ -382,6 +382,7 @@ CAIRN_EXPORT int cairn_put(cairn *db, const char *ns, const void *key,
   if (!type_ok(w->type, val, vlen)) return CAIRN_EINVAL;
   struct ns *s;
   if ((rc = db_ns_arg(db, ns, &s)) != 0) return rc;
+  if (!w->done) db_stall_wait(db);
   return do_put(db, s, key, klen, val, vlen, w,
                 (w->flags & CAIRN_W_KEEP_TTL) != 0);
 }
@@ -531,6 +532,7 @@ CAIRN_EXPORT int cairn_incr(cairn *db, const char *ns, const void *key,
   struct ns *s;
   int rc = db_ns_arg(db, ns, &s);
   if (rc) return rc;
+  if (!w->done) db_stall_wait(db);
 
   int64_t now = now_ms(), expire_at, sum;
   uint64_t max_idle, hash = table_hash(key, klen);
@@ -741,6 +743,7 @@ CAIRN_EXPORT int cairn_coll_apply(cairn *db, const char *ns, const void *key,
   struct ns *s;
   int rc = db_ns_arg(db, ns, &s);
   if (rc) return rc;
+  if (!w->done) db_stall_wait(db);
   int64_t now = now_ms();
   uint64_t hash = table_hash(key, klen);
   unsigned shard = table_shard(hash);
@@ -1305,6 +1308,7 @@ CAIRN_EXPORT int cairn_batch_commit(cairn_batch *b, const cairn_write *w) {
     return 0;
   }
   cairn *db = b->db;
+  if (!w->done) db_stall_wait(db);
   cairn_durability mode = batch_mode(b, w);
   int64_t now = now_ms();
   struct lockref *refs = malloc(b->n * sizeof *refs);

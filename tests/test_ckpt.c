@@ -1138,6 +1138,78 @@ static void *checkpoint_thread(void *arg) {
   return (void *)(intptr_t)cairn_checkpoint(db);
 }
 
+/* ----------------------------------------------------------------------
+ * The write stall
+ * ------------------------------------------------------------------- */
+
+#define ST_KEYS 8000u /* of ST_VLEN bytes: some eight times AD_BUDGET */
+#define ST_VLEN 1000u
+
+static int stall_rc; /* the first error of stall_writer */
+
+static void *stall_writer(void *arg) {
+  (void)arg;
+  char k[KEY_CAP], v[VALUE_CAP];
+  for (uint32_t i = 0; i < ST_KEYS && stall_rc == 0; i++) {
+    size_t klen = key_of(k, "s", i), vlen = value_of(v, i, 1, ST_VLEN);
+    stall_rc = cairn_put(db, NULL, k, klen, v, vlen, NULL);
+  }
+  return NULL;
+}
+
+static void async_done(void *arg, int rc, uint64_t lsn) {
+  (void)lsn;
+  __atomic_store_n((int *)arg, rc == 0 ? 1 : -1, __ATOMIC_RELEASE);
+}
+
+/* A writer that outruns the checkpoint (here, one held halfway) waits for
+ * it once memory is twice its budget, instead of filling memory with
+ * entries nothing may evict; reads and asynchronous writes go on. */
+Test(ckpt, writes_wait_for_memory_while_the_checkpoint_is_behind) {
+  cairn_options o = ad_opts();
+  o.checkpoint_interval_ms = HOUR_MS;
+  open_with(&o);
+  hold_arm(SYS_HOOK_CKPT_MID_TXN, hold_at);
+  pthread_t th;
+  cr_assert_eq(pthread_create(&th, NULL, stall_writer, NULL), 0);
+  struct cairn_stats st = stats();
+  for (unsigned ms = 0; st.write_stalls == 0 && ms < WAIT_MS_MAX; ms += 10) {
+    sleep_ms(10);
+    st = stats();
+  }
+  int held = __atomic_load_n(&hold_reached, __ATOMIC_ACQUIRE);
+  sleep_ms(100); /* the writer waits: memory stays where it stopped */
+  struct cairn_stats waiting = stats();
+  expect_gen(NULL, "s", 0, 1, ST_VLEN);
+  int done = 0;
+  char v[ST_VLEN];
+  memset(v, 'a', sizeof v);
+  cairn_write w = {.done = async_done, .done_arg = &done};
+  int async_rc = cairn_put(db, NULL, "async", 5, v, sizeof v, &w);
+  uint64_t stalls_after_async = stats().write_stalls;
+  __atomic_store_n(&hold_go, 1, __ATOMIC_RELEASE);
+  pthread_join(th, NULL);
+  sys_ops.test_hook = NULL;
+
+  cr_assert(held, "a checkpoint was held halfway");
+  cr_assert_geq(waiting.write_stalls, 1, "the writer waited");
+  cr_assert_leq(waiting.memory_bytes, 2 * AD_BUDGET + AD_BUDGET / 4,
+                "memory stopped near twice the budget: %" PRIu64 " bytes",
+                waiting.memory_bytes);
+  cr_assert_lt(waiting.puts, ST_KEYS, "the writer stopped at %" PRIu64,
+               waiting.puts);
+  cr_assert_eq(async_rc, 0);
+  cr_assert_eq(stalls_after_async, waiting.write_stalls,
+               "an asynchronous write does not wait");
+  cr_assert_eq(stall_rc, 0, "%s", cairn_strerror(stall_rc));
+  cr_assert_eq(cairn_sync(db), 0);
+  for (unsigned ms = 0; !__atomic_load_n(&done, __ATOMIC_ACQUIRE) &&
+                        ms < WAIT_MS_MAX; ms += 10)
+    sleep_ms(10);
+  cr_assert_eq(__atomic_load_n(&done, __ATOMIC_ACQUIRE), 1);
+  for (uint32_t i = 0; i < ST_KEYS; i++) expect_gen(NULL, "s", i, 1, ST_VLEN);
+}
+
 Test(ckpt, a_paced_checkpoint_the_log_outruns_goes_unpaced) {
   cairn_options o = opts();
   o.durability = CAIRN_DURABILITY_INTERVAL;
