@@ -244,6 +244,9 @@ static void info_memory(struct info *in, struct server *s,
   add(in, "cairn_memory_hits:%llu", (unsigned long long)st->mem_hits);
   add(in, "cairn_disk_reads:%llu", (unsigned long long)st->store_reads);
   add(in, "cairn_evictions_to_disk:%llu", (unsigned long long)st->evictions);
+  /* Entries not yet checkpointed past twice maxmemory: writes wait. */
+  add(in, "cairn_write_stalled:%d", cairn_write_stalled(s->db));
+  add(in, "cairn_writes_held:%llu", (unsigned long long)s->stat_writes_held);
   add(in, "cairn_touches_logged:%llu", (unsigned long long)st->touches_logged);
 }
 

@@ -654,6 +654,36 @@ static void protocol_error(struct client *c, const char *text) {
   srv_log(CAIRN_LOG_DEBUG, NULL, "client %llu: %s", (unsigned long long)c->id, text);
 }
 
+/* While the engine holds writes back for memory (cairn_write_stalled), a
+ * write command (or an EXEC) is left unread, and its client's input paused
+ * until the cron sees the engine take writes again: other clients, and
+ * commands that only read, go on.  The engine cannot make this loop wait
+ * itself: it runs every client. */
+static int write_held(struct client *c) {
+  if (!cairn_write_stalled(c->srv->db)) return 0;
+  const struct cmd *cmd = cmd_lookup(c->argv[0], c->argvlen[0]);
+  if (!cmd || (c->in_multi && !(cmd->flags & CMD_NOMULTI)))
+    return 0; /* refused, or only queued */
+  return (cmd->flags & CMD_WRITE) || cmd->proc == cmd_exec;
+}
+
+static void write_hold(struct client *c) {
+  c->srv->stat_writes_held++;
+  c->flags |= CLIENT_WRITE_HELD;
+  net_client_block(c);
+}
+
+/* From the cron: resume the clients held while writes are taken again. */
+static void write_release(struct server *s) {
+  if (cairn_write_stalled(s->db)) return;
+  for (struct client *c = s->clients, *next; c; c = next) {
+    next = c->next;
+    if (!(c->flags & CLIENT_WRITE_HELD)) continue;
+    c->flags &= ~CLIENT_WRITE_HELD;
+    net_client_unblock(c);
+  }
+}
+
 /* Run every complete command in c->in; keep the rest. */
 static void process_input(struct client *c) {
   size_t pos = 0;
@@ -680,6 +710,13 @@ static void process_input(struct client *c) {
     c->argc = c->req.argc;
     c->argv = c->req.argv;
     c->argvlen = c->req.argvlen;
+    if (write_held(c)) { /* parsed again when the client resumes */
+      c->argc = 0;
+      c->argv = NULL;
+      c->argvlen = NULL;
+      write_hold(c);
+      break;
+    }
     cmd_dispatch(c);
     c->argc = 0;
     c->argv = NULL;
@@ -934,6 +971,7 @@ static void cron(struct server *s) {
   }
   repl_events(s);
   lastsave_collect(s);
+  write_release(s);
   sweep_clients(s);
 }
 

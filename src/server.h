@@ -134,6 +134,8 @@ struct client {
 #define CLIENT_CLOSE_AFTER_REPLY 0x1u /* QUIT, protocol error, limit */
 #define CLIENT_CLOSE_ASAP        0x2u /* output limit, CLIENT KILL */
 #define CLIENT_BLOCKED_READ      0x4u /* input paused (waiting writes) */
+#define CLIENT_WRITE_HELD        0x8u /* net.c: paused while the engine
+                                         holds writes back for memory */
 #define CLIENT_EPOLLOUT          0x100u /* net.c: waiting for the socket */
 #define CLIENT_FLUSH_PENDING     0x200u /* net.c: in the server's flush list */
 
@@ -272,6 +274,8 @@ struct server {
   uint64_t lastsave_lsn;         /* the LSN the last save (checkpoint) reached */
   uint64_t lastsave_ckpts;       /* the engine's checkpoints, last seen */
   uint64_t stat_evicted_keys;
+  uint64_t stat_writes_held;     /* write commands held while the engine
+                                    held writes back for memory */
   struct client **id_tab;        /* id hash, SRV_ID_BUCKETS chains */
   uint64_t *flush_ids;           /* clients with replies released this turn */
   size_t nflush, flush_cap;
