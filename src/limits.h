@@ -53,8 +53,8 @@
 #define EVICT_LOW_PCT     95u   /* eviction stops at this share of budget */
 #define EVICT_INLINE_PCT  110u  /* above this, inserting threads evict too */
 #define WRITE_STALL_PCT   200u  /* above this, writes wait for memory ... */
-#define WRITE_STALL_LOG_DIV 8u  /* ... while the log since the checkpoint
-                                   holds budget / this (maint.c) */
+#define WRITE_STALL_LOG_DIV 8u  /* ... while the records logged since the
+                                   checkpoint are entries / this (maint.c) */
 #define WRITE_STALL_NS_MAX (10 * 1000000000ull) /* longest wait of a write */
 #define EVICT_RETRY_MS    1000u /* a pass that found nothing: the next one
                                    waits a checkpoint, or this long */

@@ -566,18 +566,22 @@ void db_mem_grew(cairn *db) {
  * db->write_stall set to it).  Entries written since the last checkpoint
  * cannot leave memory, so while writers outrun the checkpoint they pile up
  * past max_memory, and nothing else bounds them.  Past WRITE_STALL_PCT of
- * the budget writes wait, but only while the log since the last checkpoint
- * holds budget / WRITE_STALL_LOG_DIV: a checkpoint then cleans that much,
- * where MEMORY namespaces, whose entries no checkpoint frees, log nothing.
+ * the budget writes wait, but only while the records logged since the
+ * checkpoint number at least an eighth (WRITE_STALL_LOG_DIV) of the
+ * entries in memory: a checkpoint then cleans that many, where MEMORY
+ * namespaces, whose entries no checkpoint frees, log nothing.  (Records,
+ * not log bytes: frames are compressed, entries are not.)
  * Asynchronous writes never wait (their callers must not block); cairnd
  * holds back its clients' writes itself (cairn_write_stalled). */
 static int stall_update(cairn *db, uint64_t mem) {
   uint64_t budget = db->opt.max_memory;
   int stall = 0;
   if (budget && mem / WRITE_STALL_PCT > budget / 100) {
-    struct ckpt_stats cs;
-    ckpt_stats(db->ckpt, &cs);
-    stall = cs.log_bytes_since >= budget / WRITE_STALL_LOG_DIV;
+    uint64_t ckpt = __atomic_load_n(&db->ckpt_lsn, __ATOMIC_ACQUIRE);
+    uint64_t last = wal_last_lsn(db->wal), entries = 0;
+    unsigned nns = __atomic_load_n(&db->ns_count, __ATOMIC_ACQUIRE);
+    for (unsigned i = 0; i < nns; i++) entries += table_count(db->ns[i]->t);
+    stall = last > ckpt && last - ckpt >= entries / WRITE_STALL_LOG_DIV;
   }
   if (__atomic_load_n(&db->write_stall, __ATOMIC_RELAXED) != stall)
     __atomic_store_n(&db->write_stall, stall, __ATOMIC_RELAXED);

@@ -1312,7 +1312,9 @@ Test(ckpt, past_the_budget_the_eviction_walks_once_per_checkpoint) {
   o.checkpoint_interval_ms = HOUR_MS;
   open_with(&o);
   hold_arm(SYS_HOOK_CKPT_MID_TXN, count_visits_hold_ckpt);
-  /* Four times the budget, all of it dirty. */
+  /* Four times the budget, all of it dirty.  Past twice the budget a put
+   * waits for memory, here until the wait times out (WRITE_STALL_NS_MAX),
+   * the checkpoint being held; then the writes go on. */
   uint64_t t0 = mono_ms();
   for (uint32_t i = 0; i < 4 * AD_FILL; i++) put_gen(NULL, "w", i, 1, AD_VLEN, NULL);
   uint64_t ms = mono_ms() - t0;
@@ -1326,7 +1328,8 @@ Test(ckpt, past_the_budget_the_eviction_walks_once_per_checkpoint) {
   /* A pass goes at most twice round (evict_locked's bound). */
   unsigned pass = 3 * TABLE_SHARDS + 2 * (4 * AD_FILL / EVICT_BATCH);
   cr_assert_leq(writer, pass, "the writer made %u visits of the hand", writer);
-  cr_assert_leq(other, pass * (2 + ms / EVICT_RETRY_MS),
+  /* One pass a EVICT_RETRY_MS, and a pass or two at the ends. */
+  cr_assert_leq(other, pass * (3 + ms / EVICT_RETRY_MS),
                 "the maintenance thread made %u visits in %" PRIu64 " ms",
                 other, ms);
 }
