@@ -287,6 +287,7 @@ int main(int argc, char **argv) {
   srv_log(CAIRN_LOG_INFO, NULL, "shutting down: closing the database");
   repl_stop(&s);
   bgsave_wait();
+  keyspace_count_stop();
   cairn_close(s.db);
   s.db = NULL;
   pubsub_free(&s);

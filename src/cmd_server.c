@@ -60,15 +60,87 @@ static int count_fn(void *arg, const void *k, size_t kl, const void *v,
 }
 
 /* Keys of one namespace: a full scan (the engine keeps no per-namespace
- * count). */
-static int ns_count(cairn *db, const char *ns, struct count_arg *out) {
+ * count), given up if *stop (when not NULL) becomes set. */
+static int ns_count(cairn *db, const char *ns, struct count_arg *out,
+                    const int *stop) {
   uint64_t cursor = 0;
   memset(out, 0, sizeof *out);
   do {
+    if (stop && __atomic_load_n(stop, __ATOMIC_ACQUIRE)) return CAIRN_ECLOSING;
     int rc = cairn_scan(db, ns, NULL, 0, &cursor, 4096, count_fn, out);
     if (rc) return rc;
   } while (cursor);
   return 0;
+}
+
+/* INFO's keyspace counts.  Counting scans memory and the store (some
+ * 1.4 s a million keys on disk here), and INFO, which monitors call every
+ * few seconds, runs on the loop that serves every client.  So past
+ * info-keyspace-sync-max entries in all, INFO shows the counts of the last
+ * background scan, and starts a new one when those are older than
+ * KEYSPACE_STALE_MS.  DBSIZE still counts on the spot: it must be exact. */
+#define KEYSPACE_STALE_MS 1000
+
+static struct {
+  pthread_mutex_t mu;
+  struct count_arg db[SRV_DBS]; /* under mu */
+  int valid;                    /* under mu: a scan has completed */
+  int64_t done_ms;              /* under mu */
+  cairn *engine;                /* loop thread only, while started */
+  const char *names[SRV_DBS];
+  pthread_t thread;
+  int started;                  /* loop thread only */
+  int running, stop;            /* __atomic */
+} ks = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static void *ks_main(void *arg) {
+  (void)arg;
+  struct count_arg out[SRV_DBS];
+  int rc = 0;
+  for (unsigned db = 0; db < SRV_DBS && rc != CAIRN_ECLOSING; db++) {
+    rc = ns_count(ks.engine, ks.names[db], &out[db], &ks.stop);
+    if (rc && rc != CAIRN_ECLOSING) memset(&out[db], 0, sizeof out[db]);
+  }
+  if (rc != CAIRN_ECLOSING) {
+    pthread_mutex_lock(&ks.mu);
+    memcpy(ks.db, out, sizeof out);
+    ks.valid = 1;
+    ks.done_ms = now_ms();
+    pthread_mutex_unlock(&ks.mu);
+  }
+  __atomic_store_n(&ks.running, 0, __ATOMIC_RELEASE);
+  return NULL;
+}
+
+/* Start a background scan if the last is stale and none is running. */
+static void ks_refresh(struct server *s) {
+  if (__atomic_load_n(&ks.running, __ATOMIC_ACQUIRE)) return;
+  pthread_mutex_lock(&ks.mu);
+  int fresh = ks.valid && now_ms() - ks.done_ms < KEYSPACE_STALE_MS;
+  pthread_mutex_unlock(&ks.mu);
+  if (fresh) return;
+  if (ks.started) pthread_join(ks.thread, NULL);
+  ks.started = 0;
+  ks.engine = s->db;
+  for (unsigned db = 0; db < SRV_DBS; db++)
+    ks.names[db] = config_ns_name(s->cfg, (int)db);
+  __atomic_store_n(&ks.running, 1, __ATOMIC_RELEASE);
+  if (pthread_create(&ks.thread, NULL, ks_main, NULL) != 0) {
+    __atomic_store_n(&ks.running, 0, __ATOMIC_RELEASE);
+    return;
+  }
+  ks.started = 1;
+}
+
+void keyspace_count_stop(void) {
+  if (!ks.started) return;
+  __atomic_store_n(&ks.stop, 1, __ATOMIC_RELEASE);
+  pthread_join(ks.thread, NULL);
+  ks.started = 0;
+  __atomic_store_n(&ks.stop, 0, __ATOMIC_RELEASE);
+  pthread_mutex_lock(&ks.mu);
+  ks.valid = 0; /* another engine may follow (a full sync) */
+  pthread_mutex_unlock(&ks.mu);
 }
 
 struct flush_arg {
@@ -114,7 +186,7 @@ static int ns_flush(struct client *c, const char *ns) {
 
 void cmd_dbsize(struct client *c) {
   struct count_arg a;
-  int rc = ns_count(c->srv->db, srv_ns(c), &a);
+  int rc = ns_count(c->srv->db, srv_ns(c), &a, NULL);
   if (rc && rc != CAIRN_EINVAL) reply_engine_error(c, rc);
   else reply_int(c, rc ? 0 : (long long)a.keys);
 }
@@ -329,14 +401,26 @@ static void info_cpu(struct info *in) {
   add(in, "used_cpu_user:%ld.%06ld", (long)ru.ru_utime.tv_sec, (long)ru.ru_utime.tv_usec);
 }
 
-static void info_keyspace(struct info *in, struct server *s) {
+static void info_keyspace(struct info *in, struct server *s,
+                          const struct cairn_stats *st) {
   section(in, "Keyspace");
-  for (unsigned db = 0; db < SRV_DBS; db++) {
-    struct count_arg a;
-    if (ns_count(s->db, config_ns_name(s->cfg, (int)db), &a) || !a.keys) continue;
-    add(in, "db%u:keys=%llu,expires=%llu,avg_ttl=0", db,
-        (unsigned long long)a.keys, (unsigned long long)a.expires);
+  struct count_arg a[SRV_DBS];
+  if (st->entries + st->disk_entries <= (uint64_t)s->cfg->info_keyspace_sync_max) {
+    for (unsigned db = 0; db < SRV_DBS; db++)
+      if (ns_count(s->db, config_ns_name(s->cfg, (int)db), &a[db], NULL))
+        memset(&a[db], 0, sizeof a[db]);
+  } else {
+    ks_refresh(s);
+    pthread_mutex_lock(&ks.mu);
+    int valid = ks.valid;
+    memcpy(a, ks.db, sizeof a);
+    pthread_mutex_unlock(&ks.mu);
+    if (!valid) return; /* the first scan is under way */
   }
+  for (unsigned db = 0; db < SRV_DBS; db++)
+    if (a[db].keys)
+      add(in, "db%u:keys=%llu,expires=%llu,avg_ttl=0", db,
+          (unsigned long long)a[db].keys, (unsigned long long)a[db].expires);
 }
 
 static int wants(struct client *c, const char *name, int dflt) {
@@ -363,7 +447,7 @@ void cmd_info(struct client *c) {
   if (wants(c, "stats", 1)) info_stats(&in, s, &st);
   if (wants(c, "replication", 1)) info_replication(&in, s);
   if (wants(c, "cpu", 1)) info_cpu(&in);
-  if (wants(c, "keyspace", 1)) info_keyspace(&in, s);
+  if (wants(c, "keyspace", 1)) info_keyspace(&in, s, &st);
   reply_verbatim(c, in.b.data ? in.b.data : "", in.b.len);
   resp_buf_free(&in.b);
 }

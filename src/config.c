@@ -93,6 +93,8 @@ static const struct directive dirs[] = {
    INT64_MAX / 1000, "10000", 0, 0, 0},
   {"slowlog-max-len", T_INT, OFF(slowlog_max_len), 1, 0, SLOWLOG_LEN_MAX,
    "128", 0, 0, 0},
+  {"info-keyspace-sync-max", T_INT, OFF(info_keyspace_sync_max), 1, 0,
+   INT64_MAX, "100000", 0, 0, 0},
   {"min-replicas-ack", T_INT, OFF(min_replicas_ack), 1, 0, 64, "0", 0, 0, 0},
   {"min-replicas-timeout", T_MS, OFF(min_replicas_timeout), 1, 0,
    86400000, "10000", 0, 0, 0},

@@ -140,6 +140,7 @@ void replica_loop_work(struct server *s) {
   pthread_mutex_unlock(&L.mu);
   if (req == REQ_NONE) return;
   bgsave_wait();
+  keyspace_count_stop();
   struct logger log = s->db->log;
   char dir[PATH_BYTES_MAX];
   snprintf(dir, sizeof dir, "%s", s->cfg->dir);

@@ -641,6 +641,44 @@ def test_server_time_save_slowlog_memory():
     eq(c.cmd("ROLE")[0], b"master")
 
 
+def keyspace(c):
+    return info_dict(c.cmd("INFO", "keyspace"))
+
+
+def wait_keyspace(c, want):
+    deadline = time.time() + 20
+    got = keyspace(c)
+    while any(got.get(k) != v for k, v in want.items()) and time.time() < deadline:
+        time.sleep(0.05)
+        got = keyspace(c)
+    for k, v in want.items():
+        eq(got.get(k), v, k)
+
+
+def test_info_keyspace_counts_in_the_background_past_its_bound():
+    # Counting keys scans memory and disk.  Past info-keyspace-sync-max
+    # entries INFO shows the counts of a background scan, started when the
+    # last is a second old, so that it never stops the loop for long;
+    # DBSIZE still counts on the spot.
+    s = ct.server("--info-keyspace-sync-max", "0")
+    c = s.raw()
+    for i in range(100):
+        eq(c.cmd("SET", "k%d" % i, "v"), b"OK")
+    eq(c.cmd("SELECT", "2"), b"OK")
+    eq(c.cmd("SET", "x", "v", "EX", "100"), b"OK")
+    eq(c.cmd("SELECT", "0"), b"OK")
+    wait_keyspace(c, {"db0": "keys=100,expires=0,avg_ttl=0",
+                      "db2": "keys=1,expires=1,avg_ttl=0"})
+    for i in range(100, 105):
+        eq(c.cmd("SET", "k%d" % i, "v"), b"OK")
+    eq(c.cmd("DBSIZE"), 105)
+    wait_keyspace(c, {"db0": "keys=105,expires=0,avg_ttl=0"})
+    # Under the bound (a live setting), on the spot.
+    eq(c.cmd("CONFIG", "SET", "info-keyspace-sync-max", "1000"), b"OK")
+    eq(c.cmd("SET", "k105", "v"), b"OK")
+    eq(keyspace(c)["db0"], "keys=106,expires=0,avg_ttl=0")
+
+
 def test_an_automatic_checkpoint_is_a_save():
     # What checkpoint-interval starts moves LASTSAVE and empties
     # rdb_changes_since_last_save, as Redis's automatic saves do.
