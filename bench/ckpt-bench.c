@@ -221,6 +221,7 @@ static int cn_write(cairn *db, uint64_t first, uint64_t count, bool seq,
     uint64_t idx = seq ? (first + i) % set.n : bench_rand(&seed, set.n);
     bench_key(idx, key);
     make_val_gen(idx, gen, val);
+    cairn_write_wait(db); /* memory first, as a synchronous put would */
     rc = cairn_put(db, NULL, key, KEY_BYTES, val, VAL_BYTES, &wr);
     if (rc != 0) {
       sem_post(&win.sem);

@@ -482,10 +482,16 @@ CAIRN_EXPORT int cairn_stats(cairn *db, struct cairn_stats *out);
  * writers outrun the checkpoint, so that memory passes twice max_memory
  * with much of it not yet checkpointed, a write that waits for the log
  * (no cairn_write.done) first waits, up to 10 s, for the checkpoint and
- * the eviction to bring memory back under that.  Asynchronous writes do
- * not wait: a caller that must not block holds its writes back while
- * this says 1, as cairnd does with its clients' write commands. */
+ * the eviction to bring memory back under that (after a wait that timed
+ * out, writes go on until a checkpoint completes).  Asynchronous writes
+ * do not wait: a caller that must not block holds its writes back while
+ * this says 1, as cairnd does with its clients' write commands, and one
+ * that may block calls cairn_write_wait before each write. */
 CAIRN_EXPORT int cairn_write_stalled(cairn *db);
+
+/* cairn_write_wait - wait as a synchronous write would before it begins:
+ * at once if writes are not stalled. */
+CAIRN_EXPORT void cairn_write_wait(cairn *db);
 
 #ifdef __cplusplus
 }

@@ -623,6 +623,10 @@ CAIRN_EXPORT int cairn_write_stalled(cairn *db) {
   return db && __atomic_load_n(&db->write_stall, __ATOMIC_RELAXED);
 }
 
+CAIRN_EXPORT void cairn_write_wait(cairn *db) {
+  if (db) db_stall_wait(db);
+}
+
 /* ------------------------------------------------------------------------
  * The thread
  * --------------------------------------------------------------------- */
