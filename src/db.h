@@ -111,9 +111,12 @@ struct cairn {
   uint64_t evict_stuck;             /* __atomic: checkpoint LSN + 1 when a
                                        pass at it left memory over, or 0 */
   uint64_t evict_stuck_ns;          /* __atomic: when (mono_ns) */
-  int write_stall;                  /* __atomic: writes wait (db_stall_wait) */
-  uint64_t stall_gave_up;           /* __atomic: checkpoints + 1 when a wait
-                                       timed out, or 0 */
+  /* The write stall (maint.c), all __atomic: */
+  int write_stall;                  /* memory says writes wait */
+  uint64_t stall_since_ns;          /* since when (or since stall_ckpts) */
+  uint64_t stall_ckpts;             /* checkpoints completed, last seen */
+  uint64_t stall_warned;            /* checkpoints + 1 when a stall timed
+                                       out and was logged */
 };
 
 /* db.c */

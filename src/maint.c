@@ -533,12 +533,12 @@ static void maint_wake(cairn *db) {
   pthread_mutex_unlock(&db->maint_mu);
 }
 
+static int stall_update(cairn *db, uint64_t mem);
+
 /* Every 64 growths of a thread: over the budget, or a namespace well past
  * its max_entries, wake the maintenance thread; far over the budget (the
  * thread falls behind a fast loader), evict here, unless an eviction is
  * already running.  Called with no lock held. */
-static int stall_update(cairn *db, uint64_t mem);
-
 void db_mem_grew(cairn *db) {
   static __thread unsigned n;
   if ((++n & 63) != 0) return;
@@ -583,33 +583,46 @@ static int stall_update(cairn *db, uint64_t mem) {
     for (unsigned i = 0; i < nns; i++) entries += table_count(db->ns[i]->t);
     stall = last > ckpt && last - ckpt >= entries / WRITE_STALL_LOG_DIV;
   }
-  if (__atomic_load_n(&db->write_stall, __ATOMIC_RELAXED) != stall)
+  if (__atomic_load_n(&db->write_stall, __ATOMIC_RELAXED) != stall) {
+    if (stall) __atomic_store_n(&db->stall_since_ns, mono_ns(), __ATOMIC_RELAXED);
     __atomic_store_n(&db->write_stall, stall, __ATOMIC_RELAXED);
+  }
   return stall;
 }
 
-/* A wait that times out means the checkpoint is stuck (a slow or failing
- * disk): writes then go on unhindered until a checkpoint completes, rather
- * than each crawling through a wait of its own. */
-void db_stall_wait(cairn *db) {
-  if (!__atomic_load_n(&db->write_stall, __ATOMIC_RELAXED)) return;
+/* Whether writes wait now: stalled, for less than WRITE_STALL_NS_MAX since
+ * the stall began or a checkpoint last completed, whichever is later.
+ * Past that the checkpoint is stuck (a slow or failing disk), and writes
+ * go on unhindered until one completes, rather than each crawling through
+ * a wait of its own.  Not while writes fail anyway (a fatal log error, a
+ * full store). */
+static int stall_active(cairn *db) {
+  if (!__atomic_load_n(&db->write_stall, __ATOMIC_RELAXED) ||
+      __atomic_load_n(&db->fatal, __ATOMIC_RELAXED) ||
+      __atomic_load_n(&db->store_full, __ATOMIC_RELAXED))
+    return 0;
   struct ckpt_stats cs;
   ckpt_stats(db->ckpt, &cs);
-  if (__atomic_load_n(&db->stall_gave_up, __ATOMIC_RELAXED) == cs.count + 1)
-    return;
+  uint64_t now = mono_ns();
+  if (__atomic_exchange_n(&db->stall_ckpts, cs.count, __ATOMIC_RELAXED) !=
+      cs.count)
+    __atomic_store_n(&db->stall_since_ns, now, __ATOMIC_RELAXED);
+  if (now - __atomic_load_n(&db->stall_since_ns, __ATOMIC_RELAXED) <
+      WRITE_STALL_NS_MAX)
+    return 1;
+  if (__atomic_exchange_n(&db->stall_warned, cs.count + 1, __ATOMIC_RELAXED) !=
+      cs.count + 1)
+    log_warn(&db->log, "writes waited %llu s for a checkpoint to free "
+             "memory; they go on past the budget until one completes",
+             (unsigned long long)(WRITE_STALL_NS_MAX / 1000000000u));
+  return 0;
+}
+
+void db_stall_wait(cairn *db) {
+  if (!stall_active(db)) return;
   db_count(db, CNT_STALLS, 1);
-  uint64_t t0 = mono_ns();
-  for (unsigned i = 0; stall_update(db, db_memory(db)) &&
-                       !__atomic_load_n(&db->fatal, __ATOMIC_RELAXED) &&
-                       !__atomic_load_n(&db->store_full, __ATOMIC_RELAXED);
+  for (unsigned i = 0; stall_update(db, db_memory(db)) && stall_active(db);
        i++) {
-    if (mono_ns() - t0 >= WRITE_STALL_NS_MAX) {
-      __atomic_store_n(&db->stall_gave_up, cs.count + 1, __ATOMIC_RELAXED);
-      log_warn(&db->log, "writes waited %llu s for a checkpoint to free "
-               "memory; they go on past the budget until one completes",
-               (unsigned long long)(WRITE_STALL_NS_MAX / 1000000000u));
-      return;
-    }
     if (i % 10 == 0) { /* every 10 ms */
       ckpt_request(db->ckpt);
       maint_wake(db);
@@ -620,7 +633,7 @@ void db_stall_wait(cairn *db) {
 }
 
 CAIRN_EXPORT int cairn_write_stalled(cairn *db) {
-  return db && __atomic_load_n(&db->write_stall, __ATOMIC_RELAXED);
+  return db && stall_active(db);
 }
 
 CAIRN_EXPORT void cairn_write_wait(cairn *db) {
