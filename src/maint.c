@@ -280,7 +280,9 @@ static int due_collect(void *arg, const char *ns, size_t ns_len,
  * many the store's index gave.  Those reclaimed stay in the index until
  * the next checkpoint, so each batch goes on from where the last stopped,
  * and from the first entry again once a checkpoint has changed the index
- * (or a batch failed). */
+ * (or a batch failed).  A paced checkpoint's earlier transactions add to
+ * the index before the LSN moves, but only keys still dirty in memory,
+ * which the memory sweep reclaims. */
 static size_t expire_store_batch(cairn *db, struct expire_ctx *c) {
   struct key_batch *b = &c->dead;
   struct due_ctx d = {db, {0}, b};
