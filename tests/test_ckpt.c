@@ -1173,7 +1173,9 @@ Test(ckpt, writes_wait_for_memory_while_the_checkpoint_is_behind) {
   pthread_t th;
   cr_assert_eq(pthread_create(&th, NULL, stall_writer, NULL), 0);
   struct cairn_stats st = stats();
-  for (unsigned ms = 0; st.write_stalls == 0 && ms < WAIT_MS_MAX; ms += 10) {
+  for (unsigned ms = 0; (st.write_stalls == 0 ||
+                         !__atomic_load_n(&hold_reached, __ATOMIC_ACQUIRE)) &&
+                        ms < WAIT_MS_MAX; ms += 10) {
     sleep_ms(10);
     st = stats();
   }
