@@ -149,6 +149,13 @@ uint64_t db_memory(cairn *db) {
   return n;
 }
 
+uint64_t db_entries(cairn *db) {
+  uint64_t n = 0;
+  unsigned count = __atomic_load_n(&db->ns_count, __ATOMIC_ACQUIRE);
+  for (unsigned i = 0; i < count; i++) n += table_count(db->ns[i]->t);
+  return n;
+}
+
 CAIRN_EXPORT int cairn_ns_define(cairn *db, const char *ns,
                                  const cairn_ns_options *o) {
   if (!db || !o || o->durability < CAIRN_DURABILITY_DEFAULT ||

@@ -128,8 +128,9 @@ int db_ns_arg(cairn *db, const char *ns, struct ns **out);
 int db_ns_get(cairn *db, const char *name, size_t len, struct ns **out);
 /* Does namespace s keep its data in the store (it is not MEMORY)? */
 int db_cold(const cairn *db, const struct ns *s);
-/* Bytes held in memory by every namespace. */
+/* Bytes held in memory by every namespace, and its entries. */
 uint64_t db_memory(cairn *db);
+uint64_t db_entries(cairn *db);
 
 /* Apply one logged record (a batch: each of its records) to memory, as
  * recovery does; lock: take each key's shard write lock (readers are

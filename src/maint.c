@@ -419,9 +419,7 @@ static void evict_locked(cairn *db, struct evict_ctx *c, int helper) {
                      EVICT_RETRY_MS * 1000000ull))
     return;
   unsigned nns = __atomic_load_n(&db->ns_count, __ATOMIC_ACQUIRE);
-  uint64_t entries = 0;
-  for (unsigned i = 0; i < nns; i++) entries += table_count(db->ns[i]->t);
-  uint64_t visits = two_rounds(nns * TABLE_SHARDS, entries);
+  uint64_t visits = two_rounds(nns * TABLE_SHARDS, db_entries(db));
   uint64_t i;
   for (i = 0; mem > low && i < visits; i++) {
     uint64_t freed = evict_step(db, c);
@@ -580,10 +578,8 @@ static int stall_update(cairn *db, uint64_t mem) {
   int stall = 0;
   if (budget && mem / WRITE_STALL_PCT > budget / 100) {
     uint64_t ckpt = __atomic_load_n(&db->ckpt_lsn, __ATOMIC_ACQUIRE);
-    uint64_t last = wal_last_lsn(db->wal), entries = 0;
-    unsigned nns = __atomic_load_n(&db->ns_count, __ATOMIC_ACQUIRE);
-    for (unsigned i = 0; i < nns; i++) entries += table_count(db->ns[i]->t);
-    stall = last > ckpt && last - ckpt >= entries / WRITE_STALL_LOG_DIV;
+    uint64_t last = wal_last_lsn(db->wal);
+    stall = last > ckpt && last - ckpt >= db_entries(db) / WRITE_STALL_LOG_DIV;
   }
   if (__atomic_load_n(&db->write_stall, __ATOMIC_RELAXED) != stall) {
     if (stall) __atomic_store_n(&db->stall_since_ns, mono_ns(), __ATOMIC_RELAXED);

@@ -408,6 +408,18 @@ class Tracker:
     live = []
 
 
+def info(c, section):
+    """INFO section of connection c as a dict of str -> str."""
+    text = c.cmd("INFO", section)
+    assert isinstance(text, bytes), "INFO %s: %r" % (section, text)
+    out = {}
+    for line in text.decode().splitlines():
+        if line and not line.startswith("#") and ":" in line:
+            k, v = line.split(":", 1)
+            out[k] = v
+    return out
+
+
 def server(*directives, **kw):
     """A started Server that the runner stops and removes after the test."""
     s = Server(*directives, **kw)

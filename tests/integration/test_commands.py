@@ -642,7 +642,7 @@ def test_server_time_save_slowlog_memory():
 
 
 def keyspace(c):
-    return info_dict(c.cmd("INFO", "keyspace"))
+    return ct.info(c, "keyspace")
 
 
 def wait_keyspace(c, want):
@@ -688,17 +688,17 @@ def test_an_automatic_checkpoint_is_a_save():
     time.sleep(1.1)                      # LASTSAVE counts seconds
     for i in range(10):
         c.cmd("SET", "k%d" % i, "v")
-    d = info_dict(c.cmd("INFO", "persistence"))
+    d = ct.info(c, "persistence")
     assert int(d["rdb_changes_since_last_save"]) >= 10, d
     deadline = time.time() + 20
     while d["rdb_changes_since_last_save"] != "0" and time.time() < deadline:
         time.sleep(0.05)
-        d = info_dict(c.cmd("INFO", "persistence"))
+        d = ct.info(c, "persistence")
     eq(d["rdb_changes_since_last_save"], "0")
     assert int(d["cairn_checkpoints"]) >= 1, d
     assert c.cmd("LASTSAVE") > first
     c.cmd("SET", "after", "v")
-    e = info_dict(c.cmd("INFO", "persistence"))
+    e = ct.info(c, "persistence")
     if e["cairn_checkpoints"] == d["cairn_checkpoints"]:
         eq(e["rdb_changes_since_last_save"], "1")
 

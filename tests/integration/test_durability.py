@@ -166,15 +166,6 @@ def test_shutdown_commands():
         assert s3.alive()
 
 
-def info_fields(c, section):
-    d = {}
-    for line in c.cmd("INFO", section).decode().splitlines():
-        if ":" in line:
-            k, v = line.split(":", 1)
-            d[k] = v
-    return d
-
-
 def test_save_stores_the_writes_of_the_interval():
     # Under interval durability a write is acknowledged before it is
     # durable.  SAVE and BGSAVE store every write made before them, as in
@@ -184,7 +175,7 @@ def test_save_stores_the_writes_of_the_interval():
     for i in range(100):
         eq(c.cmd("SET", "k%d" % i, str(i)), b"OK")
     eq(c.cmd("SAVE"), b"OK")
-    d = info_fields(c, "persistence")
+    d = ct.info(c, "persistence")
     eq(d["cairn_durable_lsn"], d["cairn_last_lsn"])
     eq(d["cairn_checkpoint_lsn"], d["cairn_last_lsn"])
     eq(d["rdb_changes_since_last_save"], "0")
@@ -193,10 +184,10 @@ def test_save_stores_the_writes_of_the_interval():
     r = c.cmd("BGSAVE")
     assert r in (b"Background saving started", b"OK"), r
     deadline = time.time() + 20
-    d = info_fields(c, "persistence")
+    d = ct.info(c, "persistence")
     while d["cairn_checkpoints"] == "1" and time.time() < deadline:
         time.sleep(0.05)
-        d = info_fields(c, "persistence")
+        d = ct.info(c, "persistence")
     eq(d["cairn_checkpoints"], "2")
     eq(d["cairn_checkpoint_lsn"], d["cairn_last_lsn"])
 
@@ -211,12 +202,12 @@ def test_info_counts_what_memory_and_disk_answer():
         eq(c.cmd("GET", "k"), b"v")        # from disk, then cached
         eq(c.cmd("GET", "k"), b"v")        # from memory
         eq(c.cmd("GET", "none"), None)     # one lookup on disk
-        m = info_fields(c, "memory")
+        m = ct.info(c, "memory")
         eq((m["cairn_memory_entries"], m["cairn_disk_entries"]), ("1", "1"))
         eq((m["cairn_memory_hits"], m["cairn_disk_reads"]), ("1", "2"))
         eq(c.cmd("SET", "k2", os.urandom(1000)), b"OK")  # no compression
         eq(c.cmd("SAVE"), b"OK")
-        p = info_fields(c, "persistence")
+        p = ct.info(c, "persistence")
         assert int(p["cairn_last_checkpoint_bytes"]) >= 1000, p
 
 

@@ -32,15 +32,6 @@ def rss_kb(pid):
     return 0
 
 
-def info_memory(c):
-    d = {}
-    for line in c.cmd("INFO", "memory").decode().splitlines():
-        if ":" in line:
-            k, v = line.split(":", 1)
-            d[k] = v
-    return d
-
-
 def test_writes_wait_while_memory_is_far_past_maxmemory():
     # Entries not yet checkpointed cannot leave memory.  A writer faster
     # than the checkpoint has its writes held back once memory is twice
@@ -58,8 +49,8 @@ def test_writes_wait_while_memory_is_far_past_maxmemory():
             got += 1
             if got % 250 == 0:
                 eq(r.cmd("GET", "k"), b"v")
-                peak = max(peak, int(info_memory(r)["used_memory"]))
-    m = info_memory(r)
+                peak = max(peak, int(ct.info(r, "memory")["used_memory"]))
+    m = ct.info(r, "memory")
     assert int(m["cairn_writes_held"]) >= 1, m
     assert peak <= 2 * MB + MB // 2, "memory peaked at %d bytes" % peak
     eq(r.cmd("DBSIZE"), n + 1)
