@@ -408,16 +408,21 @@ class Tracker:
     live = []
 
 
-def info(c, section):
-    """INFO section of connection c as a dict of str -> str."""
-    text = c.cmd("INFO", section)
-    assert isinstance(text, bytes), "INFO %s: %r" % (section, text)
+def info_dict(text):
+    """INFO's reply as a dict of str -> str."""
     out = {}
     for line in text.decode().splitlines():
         if line and not line.startswith("#") and ":" in line:
             k, v = line.split(":", 1)
             out[k] = v
     return out
+
+
+def info(c, section):
+    """INFO section of connection c as a dict of str -> str."""
+    text = c.cmd("INFO", section)
+    assert isinstance(text, bytes), "INFO %s: %r" % (section, text)
+    return info_dict(text)
 
 
 def server(*directives, **kw):

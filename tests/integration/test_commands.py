@@ -572,15 +572,6 @@ def test_list():
 # ---------------------------------------------------------------------------
 # server
 
-def info_dict(text):
-    d = {}
-    for line in text.decode().splitlines():
-        if line and not line.startswith("#") and ":" in line:
-            k, v = line.split(":", 1)
-            d[k] = v
-    return d
-
-
 def test_server_info():
     s, c = srv()
     c.cmd("SET", "a", "1")
@@ -589,7 +580,7 @@ def test_server_info():
     for sec in (b"# Server", b"# Clients", b"# Memory", b"# Persistence",
                 b"# Stats", b"# Replication", b"# Keyspace"):
         assert sec in text, sec
-    d = info_dict(text)
+    d = ct.info_dict(text)
     assert re.fullmatch(r"[0-9a-f]{40}", d["run_id"]), d["run_id"]
     eq(d["role"], "master")
     eq(d["connected_clients"], "1")
@@ -597,7 +588,7 @@ def test_server_info():
     assert d["db0"].startswith("keys=2,expires=1"), d["db0"]
     other = s.raw()
     other.cmd("PING")
-    eq(info_dict(c.cmd("INFO", "clients"))["connected_clients"], "2")
+    eq(ct.info_dict(c.cmd("INFO", "clients"))["connected_clients"], "2")
     srv_only = c.cmd("INFO", "server")
     assert b"# Server" in srv_only and b"# Clients" not in srv_only
     ks = c.cmd("INFO", "keyspace")
