@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "cmds.h"
+#include "net.h"
 #include "repl.h"
 #include "srv_config.h"
 #include "server.h"
@@ -48,6 +49,7 @@ static void bgsave_collect(struct server *s);
 
 struct count_arg {
   uint64_t keys, expires;
+  int rc; /* the scan's failure, if it failed */
 };
 
 static int count_fn(void *arg, const void *k, size_t kl, const void *v,
@@ -73,12 +75,16 @@ static int ns_count(cairn *db, const char *ns, struct count_arg *out,
   return 0;
 }
 
-/* INFO's keyspace counts.  Counting scans memory and the store (some
- * 1.4 s a million keys on disk here), and INFO, which monitors call every
- * few seconds, runs on the loop that serves every client.  So past
- * info-keyspace-sync-max entries in all, INFO shows the counts of the last
- * background scan, and starts a new one when those are older than
- * KEYSPACE_STALE_MS.  DBSIZE still counts on the spot: it must be exact. */
+/* Counting scans memory and the store (some 1.4 s a million keys on disk
+ * here), and INFO and DBSIZE run on the loop that serves every client.
+ * So past info-keyspace-sync-max entries in all, counts come from a
+ * background scan of every database:
+ *   - INFO shows the counts of the last scan, and starts a new one when
+ *     those are older than KEYSPACE_STALE_MS;
+ *   - DBSIZE must be exact, so its client waits (input paused, as WAIT's
+ *     does) for a scan that began after it asked, while the loop serves
+ *     the others; the cron hands out the answers (dbsize_collect).
+ * Scans are numbered: ks.gen is the number of the last one started. */
 #define KEYSPACE_STALE_MS 1000
 
 static struct {
@@ -86,6 +92,8 @@ static struct {
   struct count_arg db[SRV_DBS]; /* under mu */
   int valid;                    /* under mu: a scan has completed */
   int64_t done_ms;              /* under mu */
+  uint64_t done_gen;            /* under mu: the number of that scan */
+  uint64_t gen;                 /* loop thread only */
   cairn *engine;                /* loop thread only, while started */
   const char *names[SRV_DBS];
   pthread_t thread;
@@ -93,43 +101,70 @@ static struct {
   int running, stop;            /* __atomic */
 } ks = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
+/* A DBSIZE waiting for scan number gen (loop thread only). */
+struct dbsize_wait {
+  uint64_t client_id, gen;
+  int db;
+};
+
+static struct {
+  struct dbsize_wait *w;
+  size_t n, cap;
+} dw;
+
 static void *ks_main(void *arg) {
-  (void)arg;
+  uint64_t gen = (uint64_t)(uintptr_t)arg;
   struct count_arg out[SRV_DBS];
   int rc = 0;
   for (unsigned db = 0; db < SRV_DBS && rc != CAIRN_ECLOSING; db++) {
     rc = ns_count(ks.engine, ks.names[db], &out[db], &ks.stop);
-    if (rc && rc != CAIRN_ECLOSING) memset(&out[db], 0, sizeof out[db]);
+    out[db].rc = rc;
   }
   if (rc != CAIRN_ECLOSING) {
     pthread_mutex_lock(&ks.mu);
     memcpy(ks.db, out, sizeof out);
     ks.valid = 1;
     ks.done_ms = now_ms();
+    ks.done_gen = gen;
     pthread_mutex_unlock(&ks.mu);
   }
   __atomic_store_n(&ks.running, 0, __ATOMIC_RELEASE);
   return NULL;
 }
 
-/* Start a background scan if the last is stale and none is running. */
-static void ks_refresh(struct server *s) {
-  if (__atomic_load_n(&ks.running, __ATOMIC_ACQUIRE)) return;
-  pthread_mutex_lock(&ks.mu);
-  int fresh = ks.valid && now_ms() - ks.done_ms < KEYSPACE_STALE_MS;
-  pthread_mutex_unlock(&ks.mu);
-  if (fresh) return;
+/* Start a background scan unless one is running: 0 if one started. */
+static int ks_start(struct server *s) {
+  if (__atomic_load_n(&ks.running, __ATOMIC_ACQUIRE)) return -1;
   if (ks.started) pthread_join(ks.thread, NULL);
   ks.started = 0;
   ks.engine = s->db;
   for (unsigned db = 0; db < SRV_DBS; db++)
     ks.names[db] = config_ns_name(s->cfg, (int)db);
   __atomic_store_n(&ks.running, 1, __ATOMIC_RELEASE);
-  if (pthread_create(&ks.thread, NULL, ks_main, NULL) != 0) {
+  if (pthread_create(&ks.thread, NULL, ks_main,
+                     (void *)(uintptr_t)(ks.gen + 1)) != 0) {
     __atomic_store_n(&ks.running, 0, __ATOMIC_RELEASE);
-    return;
+    return -1;
   }
+  ks.gen++;
   ks.started = 1;
+  return 0;
+}
+
+/* Start a background scan if the last is stale and none is running. */
+static void ks_refresh(struct server *s) {
+  pthread_mutex_lock(&ks.mu);
+  int fresh = ks.valid && now_ms() - ks.done_ms < KEYSPACE_STALE_MS;
+  pthread_mutex_unlock(&ks.mu);
+  if (!fresh) ks_start(s);
+}
+
+/* Whether counting keys on the loop is cheap enough. */
+static int count_on_loop(struct server *s) {
+  struct cairn_stats st;
+  return cairn_stats(s->db, &st) != 0 ||
+         st.entries + st.disk_entries <=
+             (uint64_t)s->cfg->info_keyspace_sync_max;
 }
 
 void keyspace_count_stop(void) {
@@ -184,11 +219,64 @@ static int ns_flush(struct client *c, const char *ns) {
   return 0;
 }
 
+static void dbsize_reply(struct client *c, const struct count_arg *a) {
+  /* EINVAL: a namespace never written to, so empty */
+  if (a->rc && a->rc != CAIRN_EINVAL) reply_engine_error(c, a->rc);
+  else reply_int(c, a->rc ? 0 : (long long)a->keys);
+}
+
 void cmd_dbsize(struct client *c) {
-  struct count_arg a;
-  int rc = ns_count(c->srv->db, srv_ns(c), &a, NULL);
-  if (rc && rc != CAIRN_EINVAL) reply_engine_error(c, rc);
-  else reply_int(c, rc ? 0 : (long long)a.keys);
+  struct server *s = c->srv;
+  /* Nothing waits inside EXEC. */
+  if (c->in_multi || count_on_loop(s)) {
+    struct count_arg a;
+    a.rc = ns_count(s->db, srv_ns(c), &a, NULL);
+    dbsize_reply(c, &a);
+    return;
+  }
+  /* A scan under way began before this DBSIZE: the next one answers. */
+  int running = __atomic_load_n(&ks.running, __ATOMIC_ACQUIRE);
+  struct dbsize_wait w = {c->id, ks.gen + 1, c->db};
+  if (!running && ks_start(s) != 0) {
+    struct count_arg a; /* no thread: count here */
+    a.rc = ns_count(s->db, srv_ns(c), &a, NULL);
+    dbsize_reply(c, &a);
+    return;
+  }
+  if (dw.n == dw.cap) {
+    size_t cap = dw.cap ? dw.cap * 2 : 8;
+    struct dbsize_wait *n = realloc(dw.w, cap * sizeof *n);
+    if (!n) {
+      reply_error(c, "ERR out of memory");
+      return;
+    }
+    dw.w = n;
+    dw.cap = cap;
+  }
+  dw.w[dw.n++] = w;
+  net_client_block(c);
+}
+
+void dbsize_collect(struct server *s) {
+  if (!dw.n) return;
+  pthread_mutex_lock(&ks.mu);
+  uint64_t done = ks.valid ? ks.done_gen : 0;
+  struct count_arg a[SRV_DBS];
+  memcpy(a, ks.db, sizeof a);
+  pthread_mutex_unlock(&ks.mu);
+  for (size_t i = 0; i < dw.n;) {
+    struct client *c = srv_client_by_id(s, dw.w[i].client_id);
+    if (c && dw.w[i].gen > done) {
+      i++;
+      continue;
+    }
+    if (c) {
+      dbsize_reply(c, &a[dw.w[i].db]);
+      net_client_unblock(c);
+    }
+    dw.w[i] = dw.w[--dw.n];
+  }
+  if (dw.n) ks_start(s); /* for those that asked during the last */
 }
 
 static int flush_args_ok(struct client *c) {
@@ -407,8 +495,7 @@ static void info_keyspace(struct info *in, struct server *s,
   struct count_arg a[SRV_DBS];
   if (st->entries + st->disk_entries <= (uint64_t)s->cfg->info_keyspace_sync_max) {
     for (unsigned db = 0; db < SRV_DBS; db++)
-      if (ns_count(s->db, config_ns_name(s->cfg, (int)db), &a[db], NULL))
-        memset(&a[db], 0, sizeof a[db]);
+      a[db].rc = ns_count(s->db, config_ns_name(s->cfg, (int)db), &a[db], NULL);
   } else {
     ks_refresh(s);
     pthread_mutex_lock(&ks.mu);
@@ -418,7 +505,7 @@ static void info_keyspace(struct info *in, struct server *s,
     if (!valid) return; /* the first scan is under way */
   }
   for (unsigned db = 0; db < SRV_DBS; db++)
-    if (a[db].keys)
+    if (!a[db].rc && a[db].keys)
       add(in, "db%u:keys=%llu,expires=%llu,avg_ttl=0", db,
           (unsigned long long)a[db].keys, (unsigned long long)a[db].expires);
 }

@@ -185,8 +185,12 @@ void slowlog_add(struct client *c, uint64_t duration_us);
 /* cmd_server.c: wait for a BGSAVE thread; before cairn_close. */
 void bgsave_wait(void);
 
-/* cmd_server.c: stop INFO's background key count; before cairn_close. */
+/* cmd_server.c: stop the background key count; before cairn_close. */
 void keyspace_count_stop(void);
+
+/* cmd_server.c: answer the DBSIZEs whose background count is done, and
+ * start one for those still waiting (loop thread, from the cron). */
+void dbsize_collect(struct server *s);
 
 /* cmd_server.c: fold the checkpoints made since the last call into
  * LASTSAVE and rdb_changes_since_last_save (loop thread, from the cron). */

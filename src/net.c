@@ -971,6 +971,7 @@ static void cron(struct server *s) {
   }
   repl_events(s);
   lastsave_collect(s);
+  dbsize_collect(s);
   write_release(s);
   sweep_clients(s);
 }

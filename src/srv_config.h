@@ -109,8 +109,9 @@ struct srv_config {
   struct cfg_obuf obuf[CFG_OBUF_CLASSES];
   long long slowlog_slower_than; /* us; 10000; -1: log nothing, 0: all */
   long long slowlog_max_len;     /* 128 entries kept; SLOWLOG_LEN_MAX */
-  long long info_keyspace_sync_max; /* 100000: INFO counts keys on the
-                                       spot up to this many entries */
+  long long info_keyspace_sync_max; /* 100000: INFO and DBSIZE count
+                                       keys on the loop up to this many
+                                       entries, beside it past that */
 
   /* Replication (stored for the replication module). */
   long long min_replicas_ack;      /* 0 */

@@ -4,6 +4,7 @@ texts word for word (read through a raw socket, so nothing is rewritten
 by a client library)."""
 import os
 import re
+import select
 import sys
 import time
 
@@ -650,7 +651,7 @@ def test_info_keyspace_counts_in_the_background_past_its_bound():
     # Counting keys scans memory and disk.  Past info-keyspace-sync-max
     # entries INFO shows the counts of a background scan, started when the
     # last is a second old, so that it never stops the loop for long;
-    # DBSIZE still counts on the spot.
+    # DBSIZE waits for a count of its own (the next test).
     s = ct.server("--info-keyspace-sync-max", "0")
     c = s.raw()
     for i in range(100):
@@ -668,6 +669,47 @@ def test_info_keyspace_counts_in_the_background_past_its_bound():
     eq(c.cmd("CONFIG", "SET", "info-keyspace-sync-max", "1000"), b"OK")
     eq(c.cmd("SET", "k105", "v"), b"OK")
     eq(keyspace(c)["db0"], "keys=106,expires=0,avg_ttl=0")
+
+
+def test_dbsize_past_the_bound_counts_beside_the_loop_and_is_exact():
+    # Past info-keyspace-sync-max, DBSIZE's client waits for a background
+    # count that began after it asked, while the loop serves the others;
+    # a count made before the request (INFO's) never answers it.
+    s = ct.server("--info-keyspace-sync-max", "0")
+    c = s.raw()
+    n = 100_000
+    c.send(b"".join(ct.encode("SET", "key:%d" % i, "v") for i in range(n)))
+    for _ in range(n):
+        eq(c.read(), b"OK")
+    wait_keyspace(c, {"db0": "keys=%d,expires=0,avg_ttl=0" % n})
+    eq(c.cmd("SET", "one-more", "v"), b"OK")
+    eq(c.cmd("DBSIZE"), n + 1)
+
+    a, b = s.raw(), s.raw()
+    eq(b.cmd("SELECT", "3"), b"OK")
+    eq(b.cmd("SET", "x", "v"), b"OK")
+    # What a client pipelines behind DBSIZE waits with it, in order.
+    a.send(ct.encode("DBSIZE") + ct.encode("PING"))
+    eq(b.cmd("PING"), b"PONG")
+    ready, _, _ = select.select([a.sock], [], [], 0)
+    eq(ready, [], "DBSIZE answered before the loop served another client")
+    eq(b.cmd("DBSIZE"), 1)
+    eq(a.read(), n + 1)
+    eq(a.read(), b"PONG")
+
+    # Inside EXEC nothing waits: counted on the spot.
+    eq(a.cmd("MULTI"), b"OK")
+    eq(a.cmd("DEL", "one-more"), b"QUEUED")
+    eq(a.cmd("DBSIZE"), b"QUEUED")
+    eq(a.cmd("EXEC"), [1, n])
+    # Several at once, from clients of different databases.
+    a.send(ct.encode("DBSIZE"))
+    b.send(ct.encode("DBSIZE"))
+    c.send(ct.encode("SELECT", "5") + ct.encode("DBSIZE"))
+    eq(a.read(), n)
+    eq(b.read(), 1)
+    eq(c.read(), b"OK")
+    eq(c.read(), 0)
 
 
 def test_an_automatic_checkpoint_is_a_save():
