@@ -32,6 +32,7 @@
 #define M CMD_NOMULTI
 #define F CMD_FAST
 #define L CMD_LOADING
+#define D CMD_DELETES
 
 /* name, arity, flags, proc, first key, last key, step, group, summary */
 const struct cmd cmd_table[] = {
@@ -74,7 +75,7 @@ const struct cmd cmd_table[] = {
   {"setex", 4, W, cmd_setex, 1, 1, 1, "string", NULL},
   {"psetex", 4, W, cmd_psetex, 1, 1, 1, "string", NULL},
   {"getset", 3, W | F, cmd_getset, 1, 1, 1, "string", NULL},
-  {"getdel", 2, W | F, cmd_getdel, 1, 1, 1, "string", NULL},
+  {"getdel", 2, W | D | F, cmd_getdel, 1, 1, 1, "string", NULL},
   {"getex", -2, W | F, cmd_getex, 1, 1, 1, "string", NULL},
   {"mget", -2, R | F, cmd_mget, 1, -1, 1, "string", NULL},
   {"mset", -3, W, cmd_mset, 1, -1, 2, "string", NULL},
@@ -89,8 +90,8 @@ const struct cmd cmd_table[] = {
   {"incrby", 3, W | F, cmd_incrby, 1, 1, 1, "string", NULL},
   {"decrby", 3, W | F, cmd_decrby, 1, 1, 1, "string", NULL},
   {"incrbyfloat", 3, W | F, cmd_incrbyfloat, 1, 1, 1, "string", NULL},
-  {"del", -2, W, cmd_del, 1, -1, 1, "generic", NULL},
-  {"unlink", -2, W | F, cmd_unlink, 1, -1, 1, "generic", NULL},
+  {"del", -2, W | D, cmd_del, 1, -1, 1, "generic", NULL},
+  {"unlink", -2, W | D | F, cmd_unlink, 1, -1, 1, "generic", NULL},
   {"exists", -2, R | F, cmd_exists, 1, -1, 1, "generic", NULL},
   {"type", 2, R | F, cmd_type, 1, 1, 1, "generic", NULL},
   {"expire", -3, W | F, cmd_expire, 1, 1, 1, "generic", NULL},

@@ -658,13 +658,17 @@ static void protocol_error(struct client *c, const char *text) {
  * write command (or an EXEC) is left unread, and its client's input paused
  * until the cron sees the engine take writes again: other clients, and
  * commands that only read, go on.  The engine cannot make this loop wait
- * itself: it runs every client. */
+ * itself: it runs every client.  Commands that only delete keys
+ * (CMD_DELETES) go on too, as Redis lets them past maxmemory: a deleted
+ * key that is only on disk costs memory a tombstone of its key's size
+ * until the checkpoint, not a value. */
 static int write_held(struct client *c) {
   if (!cairn_write_stalled(c->srv->db)) return 0;
   const struct cmd *cmd = cmd_lookup(c->argv[0], c->argvlen[0]);
   if (!cmd || (c->in_multi && !(cmd->flags & CMD_NOMULTI)))
     return 0; /* refused, or only queued */
-  return (cmd->flags & CMD_WRITE) || cmd->proc == cmd_exec;
+  return ((cmd->flags & CMD_WRITE) && !(cmd->flags & CMD_DELETES)) ||
+         cmd->proc == cmd_exec;
 }
 
 static void write_hold(struct client *c) {

@@ -46,6 +46,7 @@ struct client;
 #define CMD_NOMULTI  0x020u /* run at once even inside MULTI (EXEC, ...) */
 #define CMD_FAST     0x040u
 #define CMD_LOADING  0x080u /* allowed while loading */
+#define CMD_DELETES  0x100u /* only deletes keys: not held for memory */
 
 typedef void (*cmd_proc)(struct client *c);
 

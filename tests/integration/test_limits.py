@@ -3,7 +3,9 @@
 the pub/sub output buffer, the idle timeout.  Each time the offending
 client is closed and the server keeps serving others."""
 import os
+import select
 import socket
+import subprocess
 import sys
 import time
 
@@ -55,6 +57,46 @@ def test_writes_wait_while_memory_is_far_past_maxmemory():
     assert peak <= 2 * MB + MB // 2, "memory peaked at %d bytes" % peak
     eq(r.cmd("DBSIZE"), n + 1)
     eq(len(w.cmd("GET", "w%d" % (n - 1))), 1000)
+
+
+def lmdb_hold():
+    return os.path.join(os.environ.get("CAIRN_BUILDDIR", "."), "tests",
+                        "lmdb_hold")
+
+
+def test_deletes_go_on_while_writes_wait_for_memory():
+    # Another process holds the store's write lock, so no checkpoint can
+    # free memory: a writer past twice maxmemory has its next write held.
+    # Deletes from another client are answered meanwhile, as Redis lets
+    # them past maxmemory; that client's next write is held in turn.
+    s = ct.server("--maxmemory", "1mb")
+    w, d = s.raw(), s.raw()
+    for i in range(5):
+        eq(d.cmd("SET", "del%d" % i, "v"), b"OK")
+    hold = subprocess.Popen([lmdb_hold(), s.dir], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE)
+    try:
+        eq(hold.stdout.readline(), b"held\n")
+        held = False
+        for i in range(20000):
+            w.send(ct.encode("SET", "w%d" % i, os.urandom(1000)))
+            if not select.select([w.sock], [], [], 1)[0]:
+                held = True
+                break
+            eq(w.read(), b"OK")
+        assert held, "no write was held"
+        eq(d.cmd("DEL", "del0", "del1"), 2)
+        eq(d.cmd("UNLINK", "del2"), 1)
+        eq(d.cmd("GETDEL", "del3"), b"v")
+        eq(ct.info(d, "memory")["cairn_write_stalled"], "1")
+        d.send(ct.encode("SET", "del3", "again"))
+        eq(select.select([d.sock], [], [], 0.5)[0], [], "SET not held")
+    finally:
+        hold.stdin.close()
+        hold.wait(timeout=20)
+    eq(w.read(), b"OK")
+    eq(d.read(), b"OK")
+    eq(d.cmd("EXISTS", "del0", "del1", "del2", "del3", "del4"), 2)
 
 
 def test_oversized_bulk():
