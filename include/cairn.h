@@ -493,6 +493,13 @@ CAIRN_EXPORT int cairn_write_stalled(cairn *db);
  * at once if writes are not stalled. */
 CAIRN_EXPORT void cairn_write_wait(cairn *db);
 
+/* cairn_set_max_memory - change max_memory while open (0: unbounded).
+ * Lowering it evicts clean entries down to the new budget in the
+ * background; entries written since the last checkpoint stay until the
+ * next one, which a budget they overflow brings forward.
+ * Errors: CAIRN_EINVAL. */
+CAIRN_EXPORT int cairn_set_max_memory(cairn *db, uint64_t bytes);
+
 #ifdef __cplusplus
 }
 #endif

@@ -575,6 +575,7 @@ static void config_get_cmd(struct client *c) {
 static void config_changed(struct server *s) {
   for (struct client *o = s->clients; o; o = o->next)
     o->parser.bulk_max = s->cfg->proto_max_bulk_len;
+  cairn_set_max_memory(s->db, (uint64_t)s->cfg->maxmemory);
 }
 
 /* All pairs are tried on a scratch copy first, so a failing pair leaves

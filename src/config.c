@@ -60,6 +60,9 @@ static void f_durability(const struct srv_config *, char *, size_t);
 static void f_loglevel(const struct srv_config *, char *, size_t);
 static void f_obuf(const struct srv_config *, char *, size_t);
 static void f_notify(const struct srv_config *, char *, size_t);
+static int p_policy(struct srv_config *, const struct directive *, int,
+                    char **, char *, size_t);
+static void f_policy(const struct srv_config *, char *, size_t);
 
 #define OFF(f) offsetof(struct srv_config, f)
 #define SZMAX (1ll << 50)
@@ -77,7 +80,9 @@ static const struct directive dirs[] = {
    "256mb", 0, 0, 0},
   {"checkpoint-interval", T_MS, OFF(checkpoint_interval_ms), 0, 1000,
    86400000ll * 365, "300000", 0, 0, 0},
-  {"maxmemory", T_SIZE, OFF(maxmemory), 0, 0, SZMAX, "0", 0, 0, 0},
+  {"maxmemory", T_SIZE, OFF(maxmemory), 1, 0, SZMAX, "0", 0, 0, 0},
+  {"maxmemory-policy", T_SPECIAL, 0, 1, 0, 0, "noeviction", p_policy, f_policy,
+   0},
   {"requirepass", T_STR, OFF(requirepass), 1, 0, 0, "", 0, 0, 0},
   {"user", T_SPECIAL, 0, 0, 0, 0, NULL, p_user, NULL, 1},
   {"maxclients", T_INT, OFF(maxclients), 1, 1, 1000000, "10000", 0, 0, 0},
@@ -364,6 +369,23 @@ static void f_loglevel(const struct srv_config *cfg, char *buf, size_t n) {
   else if (cfg->loglevel == CAIRN_LOG_WARN) s = "warning";
   else if (cfg->loglevel == CAIRN_LOG_ERROR) s = "error";
   snprintf(buf, n, "%s", s);
+}
+
+/* cairn never drops a key for memory: past maxmemory, clean entries leave
+ * memory for the store, where reads find them.  So the one policy is
+ * Redis's noeviction, which clients that queue work on Redis check for;
+ * the others would lose data. */
+static int p_policy(struct srv_config *cfg, const struct directive *d,
+                    int argc, char **argv, char *err, size_t errlen) {
+  (void)cfg; (void)d;
+  if (argc == 2 && !strcasecmp(argv[1], "noeviction")) return 0;
+  return errf(err, errlen, "maxmemory-policy must be noeviction: cairn "
+              "never evicts keys; past maxmemory they are read from disk");
+}
+
+static void f_policy(const struct srv_config *cfg, char *buf, size_t n) {
+  (void)cfg;
+  snprintf(buf, n, "noeviction");
 }
 
 static int obuf_class(const char *s) {

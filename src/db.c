@@ -250,7 +250,7 @@ CAIRN_EXPORT int cairn_stats(cairn *db, struct cairn_stats *out) {
   st.mem_hits = c[CNT_MEM_HITS];
   st.store_reads = c[CNT_STORE_READS];
   st.evictions = c[CNT_EVICTED];
-  st.max_memory = db->opt.max_memory;
+  st.max_memory = db_budget(db);
   st.puts = c[CNT_PUTS];
   st.dels = c[CNT_DELS];
   st.gets = c[CNT_GETS];
@@ -550,8 +550,8 @@ CAIRN_EXPORT int cairn_open(const char *dir, const cairn_options *opt,
   db->follower = (o.flags & CAIRN_OPEN_FOLLOWER) != 0;
   pthread_mutex_init(&db->ns_mu, NULL);
   pthread_mutex_init(&db->meta_mu, NULL);
-  if (o.max_memory &&
-      !(db->admit = calloc(ADMIT_BITS / 64, sizeof *db->admit))) {
+  /* Even with no budget: cairn_set_max_memory may set one. */
+  if (!(db->admit = calloc(ADMIT_BITS / 64, sizeof *db->admit))) {
     free(db->dir);
     free(db);
     return CAIRN_ENOMEM;

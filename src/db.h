@@ -102,7 +102,7 @@ struct cairn {
    * window (a doorkeeper bitmap), so that a scan or uniform traffic over
    * data larger than memory does not churn the cache for keys read
    * once; well past the budget, none is until the eviction catches up. */
-  uint64_t *admit;                  /* ADMIT_BITS bits, or NULL */
+  uint64_t *admit;                  /* ADMIT_BITS bits */
   uint64_t admit_set;               /* bits set since the last clearing */
   int admit_mode;                   /* __atomic: enum admit_mode */
   pthread_mutex_t evict_mu;         /* the eviction's clock hand: */
@@ -131,6 +131,10 @@ int db_cold(const cairn *db, const struct ns *s);
 /* Bytes held in memory by every namespace, and its entries. */
 uint64_t db_memory(cairn *db);
 uint64_t db_entries(cairn *db);
+/* max_memory, which cairn_set_max_memory may change at any time. */
+static inline uint64_t db_budget(cairn *db) {
+  return __atomic_load_n(&db->opt.max_memory, __ATOMIC_RELAXED);
+}
 
 /* Apply one logged record (a batch: each of its records) to memory, as
  * recovery does; lock: take each key's shard write lock (readers are

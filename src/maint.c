@@ -408,7 +408,7 @@ static uint64_t evict_step(cairn *db, struct evict_ctx *c) {
  * writer every 64 puts, for nothing, competing for the CPU with the
  * checkpoint that memory waits for. */
 static void evict_locked(cairn *db, struct evict_ctx *c, int helper) {
-  uint64_t budget = db->opt.max_memory;
+  uint64_t budget = db_budget(db);
   if (budget == 0 || db->ns_count == 0) return;
   uint64_t mem = db_memory(db), low = budget / 100 * EVICT_LOW_PCT;
   if (mem <= budget) return;
@@ -519,7 +519,7 @@ static int ns_far_over(cairn *db) {
 /* Set which reads from the store memory (mem bytes) takes in (see
  * db_admit). */
 static void admit_mode_set(cairn *db, uint64_t mem) {
-  uint64_t budget = db->opt.max_memory;
+  uint64_t budget = db_budget(db);
   int mode = budget == 0 || mem < budget / 100 * ADMIT_ROOM_PCT ? ADMIT_ALL
              : mem / ADMIT_STOP_PCT <= budget / 100          ? ADMIT_SECOND
                                                              : ADMIT_NONE;
@@ -543,8 +543,9 @@ void db_mem_grew(cairn *db) {
   static __thread unsigned n;
   if ((++n & 63) != 0) return;
   if (ns_far_over(db)) maint_wake(db);
-  if (db->opt.max_memory == 0) return;
-  uint64_t mem = db_memory(db), budget = db->opt.max_memory;
+  uint64_t budget = db_budget(db);
+  if (budget == 0) return;
+  uint64_t mem = db_memory(db);
   admit_mode_set(db, mem);
   stall_update(db, mem);
   if (mem <= budget) return;
@@ -574,7 +575,7 @@ void db_mem_grew(cairn *db) {
  * Asynchronous writes never wait (their callers must not block); cairnd
  * holds back its clients' writes itself (cairn_write_stalled). */
 static int stall_update(cairn *db, uint64_t mem) {
-  uint64_t budget = db->opt.max_memory;
+  uint64_t budget = db_budget(db);
   int stall = 0;
   if (budget && mem / WRITE_STALL_PCT > budget / 100) {
     uint64_t ckpt = __atomic_load_n(&db->ckpt_lsn, __ATOMIC_ACQUIRE);
@@ -636,6 +637,16 @@ CAIRN_EXPORT int cairn_write_stalled(cairn *db) {
 
 CAIRN_EXPORT void cairn_write_wait(cairn *db) {
   if (db) db_stall_wait(db);
+}
+
+CAIRN_EXPORT int cairn_set_max_memory(cairn *db, uint64_t bytes) {
+  if (!db) return CAIRN_EINVAL;
+  __atomic_store_n(&db->opt.max_memory, bytes, __ATOMIC_RELAXED);
+  uint64_t mem = db_memory(db);
+  admit_mode_set(db, mem);
+  stall_update(db, mem);
+  maint_wake(db);
+  return 0;
 }
 
 /* ------------------------------------------------------------------------

@@ -953,7 +953,6 @@ CAIRN_EXPORT void cairn_value_free(cairn_value *v) {
  * The bitmap uses hash bits that pick neither the shard nor the h32
  * order. */
 static int db_admit(cairn *db, uint64_t hash) {
-  if (!db->admit) return 1;
   int mode = __atomic_load_n(&db->admit_mode, __ATOMIC_RELAXED);
   if (mode != ADMIT_SECOND) return mode == ADMIT_ALL;
   size_t bit = (size_t)(hash >> 8) & (ADMIT_BITS - 1);

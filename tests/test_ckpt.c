@@ -491,6 +491,38 @@ Test(ckpt, cold_entries_are_evicted_and_read_back_from_the_store) {
   cr_assert_eq(after.max_memory, o.max_memory);
 }
 
+Test(ckpt, a_budget_set_while_open_is_kept_from_then_on) {
+  cairn_options o = opts();
+  o.durability = CAIRN_DURABILITY_INTERVAL;
+  o.interval_ms = 5;
+  open_with(&o); /* no budget: nothing is evicted */
+  for (uint32_t i = 0; i < EV_KEYS; i++) put_gen(NULL, "e", i, 1, EV_VLEN, NULL);
+  checkpoint_ok();
+  struct cairn_stats st = stats();
+  cr_assert_eq(st.entries, EV_KEYS);
+  cr_assert_eq(st.max_memory, 0);
+  uint64_t budget = st.memory_bytes / 4;
+  cr_assert_eq(cairn_set_max_memory(db, budget), 0);
+  uint64_t mem = wait_memory_at_most(budget);
+  cr_assert_leq(mem, budget, "memory stays at %" PRIu64 " > %" PRIu64, mem,
+                budget);
+  st = stats();
+  cr_assert_eq(st.max_memory, budget);
+  cr_assert_gt(st.evictions, 0);
+  /* Reads go through to the store and keep to the budget. */
+  for (uint32_t i = 0; i < EV_KEYS; i += 7) expect_gen(NULL, "e", i, 1, EV_VLEN);
+  mem = wait_memory_at_most(budget);
+  cr_assert_leq(mem, budget);
+  /* Unbounded again: what is read stays. */
+  cr_assert_eq(cairn_set_max_memory(db, 0), 0);
+  uint64_t evicted = stats().evictions;
+  for (uint32_t i = 0; i < EV_KEYS; i++) expect_gen(NULL, "e", i, 1, EV_VLEN);
+  st = stats();
+  cr_assert_eq(st.entries, EV_KEYS, "every entry read back stays in memory");
+  cr_assert_eq(st.evictions, evicted);
+  cr_assert_eq(cairn_set_max_memory(NULL, 1), CAIRN_EINVAL);
+}
+
 /* ----------------------------------------------------------------------
  * Misses
  * ------------------------------------------------------------------- */

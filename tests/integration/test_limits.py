@@ -59,6 +59,35 @@ def test_writes_wait_while_memory_is_far_past_maxmemory():
     eq(len(w.cmd("GET", "w%d" % (n - 1))), 1000)
 
 
+def test_maxmemory_changes_while_the_server_runs():
+    # CONFIG SET maxmemory takes effect at once: clean entries leave memory
+    # for the store, and every key stays readable.  The one policy is
+    # noeviction, which is what cairn does.
+    s = ct.server()
+    c = s.raw()
+    eq(c.cmd("CONFIG", "GET", "maxmemory-policy"),
+       [b"maxmemory-policy", b"noeviction"])
+    got = c.cmd("CONFIG", "SET", "maxmemory-policy", "allkeys-lru")
+    assert isinstance(got, Err) and "must be noeviction" in str(got), got
+    eq(c.cmd("CONFIG", "SET", "maxmemory-policy", "noeviction"), b"OK")
+    n = 3000
+    c.send(b"".join(ct.encode("SET", "m%d" % i, b"%04d" % i * 250)
+                    for i in range(n)))
+    for _ in range(n):
+        eq(c.read(), b"OK")
+    eq(c.cmd("SAVE"), b"OK")
+    assert int(ct.info(c, "memory")["used_memory"]) > 2 * MB
+    eq(c.cmd("CONFIG", "SET", "maxmemory", "1mb"), b"OK")
+    eq(c.cmd("CONFIG", "GET", "maxmemory"), [b"maxmemory", b"1048576"])
+    ct.wait_until(lambda: int(ct.info(c, "memory")["used_memory"]) <= MB, 20)
+    m = ct.info(c, "memory")
+    eq(m["maxmemory"], "1048576")
+    assert int(m["used_memory"]) <= MB, m
+    eq(c.cmd("DBSIZE"), n)
+    for i in range(0, n, 97):
+        eq(c.cmd("GET", "m%d" % i), b"%04d" % i * 250)
+
+
 def lmdb_hold():
     return os.path.join(os.environ.get("CAIRN_BUILDDIR", "."), "tests",
                         "lmdb_hold")
