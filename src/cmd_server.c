@@ -384,16 +384,49 @@ static void info_clients(struct info *in, struct server *s) {
   add(in, "clients_in_timeout_table:0");
 }
 
+/* The process's resident memory (bytes) from /proc/self/status: anonymous
+ * (the heap: the entries maxmemory bounds, client buffers, the rest) and
+ * file-backed (mostly LMDB's map: pages the kernel may drop and read
+ * again); 0 where unknown. */
+struct rss {
+  uint64_t anon, file, shmem;
+};
+
+static struct rss rss_read(void) {
+  struct rss r = {0, 0, 0};
+  FILE *f = fopen("/proc/self/status", "re");
+  if (!f) return r;
+  char line[256];
+  unsigned long long kb;
+  while (fgets(line, sizeof line, f)) {
+    if (sscanf(line, "RssAnon: %llu kB", &kb) == 1) r.anon = kb * 1024;
+    else if (sscanf(line, "RssFile: %llu kB", &kb) == 1) r.file = kb * 1024;
+    else if (sscanf(line, "RssShmem: %llu kB", &kb) == 1) r.shmem = kb * 1024;
+  }
+  fclose(f);
+  return r;
+}
+
+static void add_bytes(struct info *in, const char *name, uint64_t n) {
+  char h[32];
+  human_bytes(n, h, sizeof h);
+  add(in, "%s:%llu", name, (unsigned long long)n);
+  add(in, "%s_human:%s", name, h);
+}
+
 static void info_memory(struct info *in, struct server *s,
                         const struct cairn_stats *st) {
-  char h[32], mh[32];
-  human_bytes(st->memory_bytes, h, sizeof h);
-  human_bytes((uint64_t)s->cfg->maxmemory, mh, sizeof mh);
+  struct rss r = rss_read();
+  s->memory_peak = MAX(s->memory_peak, st->memory_bytes);
+  long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
   section(in, "Memory");
-  add(in, "used_memory:%llu", (unsigned long long)st->memory_bytes);
-  add(in, "used_memory_human:%s", h);
-  add(in, "maxmemory:%lld", s->cfg->maxmemory);
-  add(in, "maxmemory_human:%s", mh);
+  /* used_memory is what maxmemory bounds: the entries held in memory. */
+  add_bytes(in, "used_memory", st->memory_bytes);
+  add_bytes(in, "used_memory_rss", r.anon + r.file + r.shmem);
+  add_bytes(in, "used_memory_peak", s->memory_peak);
+  add_bytes(in, "total_system_memory",
+            pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page : 0);
+  add_bytes(in, "maxmemory", (uint64_t)s->cfg->maxmemory);
   /* Nothing is ever dropped for memory: cold entries move to disk. */
   add(in, "maxmemory_policy:noeviction");
   add(in, "mem_allocator:libc");
@@ -408,6 +441,10 @@ static void info_memory(struct info *in, struct server *s,
   add(in, "cairn_write_stalled:%d", cairn_write_stalled(s->db));
   add(in, "cairn_writes_held:%llu", (unsigned long long)s->stat_writes_held);
   add(in, "cairn_touches_logged:%llu", (unsigned long long)st->touches_logged);
+  /* Resident memory by kind: LMDB's pages, read through its map, are
+   * file-backed and the kernel's to drop. */
+  add(in, "cairn_rss_anon:%llu", (unsigned long long)r.anon);
+  add(in, "cairn_rss_file:%llu", (unsigned long long)(r.file + r.shmem));
 }
 
 static void info_persistence(struct info *in, struct server *s,
@@ -707,11 +744,13 @@ static void bgsave_collect(struct server *s) {
  * (checkpoint-bytes, checkpoint-interval, memory, SAVE, BGSAVE): each one
  * moves LASTSAVE, as Redis's automatic saves do, so that a monitor
  * watching LASTSAVE or rdb_changes_since_last_save sees the data reach
- * the store.  Run from the cron: LASTSAVE is then at most CRON_MS late. */
+ * the store.  Run from the cron: LASTSAVE is then at most CRON_MS late.
+ * used_memory_peak is sampled here too. */
 void lastsave_collect(struct server *s) {
   struct cairn_stats st;
-  if (cairn_stats(s->db, &st) != 0 || st.checkpoints == s->lastsave_ckpts)
-    return;
+  if (cairn_stats(s->db, &st) != 0) return;
+  s->memory_peak = MAX(s->memory_peak, st.memory_bytes);
+  if (st.checkpoints == s->lastsave_ckpts) return;
   s->lastsave_ckpts = st.checkpoints;
   s->lastsave_ms = MAX(s->lastsave_ms, now_ms());
   s->lastsave_lsn = MAX(s->lastsave_lsn, st.checkpoint_lsn);

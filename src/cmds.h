@@ -193,7 +193,8 @@ void keyspace_count_stop(void);
 void dbsize_collect(struct server *s);
 
 /* cmd_server.c: fold the checkpoints made since the last call into
- * LASTSAVE and rdb_changes_since_last_save (loop thread, from the cron). */
+ * LASTSAVE and rdb_changes_since_last_save, and memory into
+ * used_memory_peak (loop thread, from the cron). */
 void lastsave_collect(struct server *s);
 
 /* cmd.c: Redis-like text for an engine error (documented there). */

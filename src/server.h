@@ -274,6 +274,7 @@ struct server {
   uint64_t ops_sec;
   uint64_t lastsave_lsn;         /* the LSN the last save (checkpoint) reached */
   uint64_t lastsave_ckpts;       /* the engine's checkpoints, last seen */
+  uint64_t memory_peak;          /* the most used_memory the cron has seen */
   uint64_t stat_evicted_keys;
   uint64_t stat_writes_held;     /* write commands held while the engine
                                     held writes back for memory */

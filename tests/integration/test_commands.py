@@ -596,6 +596,33 @@ def test_server_info():
     assert b"db0:keys=2" in ks, ks
 
 
+def test_info_memory_reports_the_process_and_the_peak():
+    # used_memory is what maxmemory bounds; used_memory_rss is the process's
+    # resident memory, split into its anonymous part and LMDB's map pages;
+    # used_memory_peak keeps the high mark after memory falls.
+    s, c = srv()
+    big = b"x" * 100_000
+    for i in range(40):
+        eq(c.cmd("SET", "big%d" % i, big), b"OK")
+    m = ct.info(c, "memory")
+    used = int(m["used_memory"])
+    assert used >= 40 * len(big), m
+    eq(int(m["used_memory_peak"]), used)
+    with open("/proc/%d/status" % s.proc.pid) as f:
+        vm = dict(l.split(":", 1) for l in f if l.startswith("VmRSS"))
+    rss_kb = int(vm["VmRSS"].split()[0])
+    rss = int(m["used_memory_rss"])
+    assert rss >= used, m
+    assert rss // 2 <= rss_kb * 1024 <= rss * 2, (rss, rss_kb)
+    eq(int(m["cairn_rss_anon"]) + int(m["cairn_rss_file"]), rss)
+    assert int(m["total_system_memory"]) > rss, m
+    eq(m["maxmemory_human"], "0B")
+    eq(c.cmd("FLUSHDB"), b"OK")
+    m = ct.info(c, "memory")
+    assert int(m["used_memory"]) < used // 10, m
+    eq(int(m["used_memory_peak"]), used)
+
+
 def test_server_config():
     s, c = srv()
     eq(c.cmd("CONFIG", "GET", "maxclients"), [b"maxclients", b"10000"])
