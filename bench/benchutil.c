@@ -112,6 +112,20 @@ static int du_entry(const char *path, const struct stat *st, int flag,
   return 0;
 }
 
+uint64_t bench_rss_anon(void)
+{
+  FILE *f = fopen("/proc/self/status", "r");
+  if (!f)
+    return 0;
+  char line[256];
+  unsigned long long kb = 0;
+  while (fgets(line, sizeof line, f))
+    if (sscanf(line, "RssAnon: %llu kB", &kb) == 1)
+      break;
+  fclose(f);
+  return (uint64_t)kb * 1024;
+}
+
 uint64_t bench_dir_bytes(const char *path, bool allocated)
 {
   du_bytes = 0;

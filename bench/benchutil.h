@@ -38,6 +38,8 @@ void bench_rmrf(const char *path);
 /* Bytes of the files under path: their sizes, or (allocated) the blocks
  * they take on disk. */
 uint64_t bench_dir_bytes(const char *path, bool allocated);
+/* This process's anonymous resident memory (RssAnon), bytes; 0 unknown. */
+uint64_t bench_rss_anon(void);
 
 int bench_cmp_u64(const void *a, const void *b);           /* for qsort */
 void bench_cairn_log(void *arg, int level, const char *msg); /* log_fn */

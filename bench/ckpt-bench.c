@@ -251,10 +251,11 @@ static void print_cn_stats(const char *when, cairn *db)
   struct cairn_stats st;
   if (cairn_stats(db, &st) != 0)
     return;
-  printf("  cairn %s: %" PRIu64 " entries, memory %.1f MiB of %.1f MiB, "
-         "%" PRIu64 " in the store, %" PRIu64 " checkpoints (last %" PRIu64
-         " ms), %" PRIu64 " evictions\n", when, st.entries,
-         st.memory_bytes / 1048576.0, st.max_memory / 1048576.0,
+  printf("  cairn %s: %" PRIu64 " entries, memory %.1f MiB of %.1f MiB "
+         "(process: %.1f MiB anonymous resident), %" PRIu64 " in the store, "
+         "%" PRIu64 " checkpoints (last %" PRIu64 " ms), %" PRIu64
+         " evictions\n", when, st.entries, st.memory_bytes / 1048576.0,
+         st.max_memory / 1048576.0, bench_rss_anon() / 1048576.0,
          st.disk_entries, st.checkpoints, st.checkpoint_ms, st.evictions);
 }
 
