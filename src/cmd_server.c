@@ -101,16 +101,9 @@ static struct {
   int running, stop;            /* __atomic */
 } ks = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
-/* A DBSIZE waiting for scan number gen (loop thread only). */
-struct dbsize_wait {
-  uint64_t client_id, gen;
-  int db;
-};
-
-static struct {
-  struct dbsize_wait *w;
-  size_t n, cap;
-} dw;
+/* Clients with a DBSIZE waiting (client.dbsize_count), at most: one that
+ * left uncounted is dropped at the next dbsize_collect. */
+static size_t dbsize_waiting;
 
 static void *ks_main(void *arg) {
   uint64_t gen = (uint64_t)(uintptr_t)arg;
@@ -160,11 +153,9 @@ static void ks_refresh(struct server *s) {
 }
 
 /* Whether counting keys on the loop is cheap enough. */
-static int count_on_loop(struct server *s) {
-  struct cairn_stats st;
-  return cairn_stats(s->db, &st) != 0 ||
-         st.entries + st.disk_entries <=
-             (uint64_t)s->cfg->info_keyspace_sync_max;
+static int count_on_loop(const struct server *s, const struct cairn_stats *st) {
+  return st->entries + st->disk_entries <=
+         (uint64_t)s->cfg->info_keyspace_sync_max;
 }
 
 void keyspace_count_stop(void) {
@@ -227,56 +218,45 @@ static void dbsize_reply(struct client *c, const struct count_arg *a) {
 
 void cmd_dbsize(struct client *c) {
   struct server *s = c->srv;
-  /* Nothing waits inside EXEC. */
-  if (c->in_multi || count_on_loop(s)) {
+  struct cairn_stats st;
+  /* A scan under way began before this DBSIZE: the next one answers. */
+  uint64_t count = ks.gen + 1;
+  int running = __atomic_load_n(&ks.running, __ATOMIC_ACQUIRE);
+  /* Nothing waits inside EXEC; with no thread, count here too. */
+  if (c->in_multi || cairn_stats(s->db, &st) != 0 || count_on_loop(s, &st) ||
+      (!running && ks_start(s) != 0)) {
     struct count_arg a;
     a.rc = ns_count(s->db, srv_ns(c), &a, NULL);
     dbsize_reply(c, &a);
     return;
   }
-  /* A scan under way began before this DBSIZE: the next one answers. */
-  int running = __atomic_load_n(&ks.running, __ATOMIC_ACQUIRE);
-  struct dbsize_wait w = {c->id, ks.gen + 1, c->db};
-  if (!running && ks_start(s) != 0) {
-    struct count_arg a; /* no thread: count here */
-    a.rc = ns_count(s->db, srv_ns(c), &a, NULL);
-    dbsize_reply(c, &a);
-    return;
-  }
-  if (dw.n == dw.cap) {
-    size_t cap = dw.cap ? dw.cap * 2 : 8;
-    struct dbsize_wait *n = realloc(dw.w, cap * sizeof *n);
-    if (!n) {
-      reply_error(c, "ERR out of memory");
-      return;
-    }
-    dw.w = n;
-    dw.cap = cap;
-  }
-  dw.w[dw.n++] = w;
+  c->dbsize_count = count;
+  dbsize_waiting++;
   net_client_block(c);
 }
 
 void dbsize_collect(struct server *s) {
-  if (!dw.n) return;
+  if (!dbsize_waiting) return;
   pthread_mutex_lock(&ks.mu);
   uint64_t done = ks.valid ? ks.done_gen : 0;
   struct count_arg a[SRV_DBS];
   memcpy(a, ks.db, sizeof a);
   pthread_mutex_unlock(&ks.mu);
-  for (size_t i = 0; i < dw.n;) {
-    struct client *c = srv_client_by_id(s, dw.w[i].client_id);
-    if (c && dw.w[i].gen > done) {
-      i++;
+  /* A client answered runs what it pipelined, maybe another DBSIZE. */
+  size_t before = dbsize_waiting, still = 0;
+  for (struct client *c = s->clients, *next; c; c = next) {
+    next = c->next;
+    if (!c->dbsize_count) continue;
+    if (c->dbsize_count > done) {
+      still++;
       continue;
     }
-    if (c) {
-      dbsize_reply(c, &a[dw.w[i].db]);
-      net_client_unblock(c);
-    }
-    dw.w[i] = dw.w[--dw.n];
+    c->dbsize_count = 0;
+    dbsize_reply(c, &a[c->db]);
+    net_client_unblock(c);
   }
-  if (dw.n) ks_start(s); /* for those that asked during the last */
+  dbsize_waiting = still + (dbsize_waiting - before);
+  if (dbsize_waiting) ks_start(s); /* for those that asked during the last */
 }
 
 static int flush_args_ok(struct client *c) {
@@ -530,7 +510,7 @@ static void info_keyspace(struct info *in, struct server *s,
                           const struct cairn_stats *st) {
   section(in, "Keyspace");
   struct count_arg a[SRV_DBS];
-  if (st->entries + st->disk_entries <= (uint64_t)s->cfg->info_keyspace_sync_max) {
+  if (count_on_loop(s, st)) {
     for (unsigned db = 0; db < SRV_DBS; db++)
       a[db].rc = ns_count(s->db, config_ns_name(s->cfg, (int)db), &a[db], NULL);
   } else {

@@ -128,6 +128,8 @@ struct client {
   size_t nsubs;
 
   unsigned flags;               /* CLIENT_* */
+  uint64_t dbsize_count;        /* cmd_server.c: the background key count
+                                   a waiting DBSIZE needs, or 0 */
   struct client *next, *prev;   /* the server's list */
   struct client *id_next;       /* the server's id hash chain */
 };
